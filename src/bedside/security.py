@@ -1,0 +1,122 @@
+"""Passwords, API tokens and the project's secret keys.
+
+- Passwords are hashed with Argon2id (argon2-cffi defaults); they are never stored or logged.
+- API tokens are random, shown once, and stored as SHA-256 hashes (a token has 256 bits of entropy,
+  so a fast hash is enough; a slow hash would only slow every request).
+- Keys live as files in the project's ``keys/`` folder, readable by the owner only: the signing key
+  (HMAC seals on e-signatures) and data keys (AES-256-GCM, with key ids, for artifacts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bedside.errors import ConfigError, InvalidInput
+
+_hasher = PasswordHasher()
+
+MIN_PASSWORD_LENGTH = 12
+TOKEN_PREFIX = "bsd_"
+
+
+def check_password_policy(password: str) -> None:
+    """Refuse a password that is too weak to protect an e-signature.
+
+    Raises:
+        InvalidInput: naming the rule (never echoing the password).
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"The password is too short: it needs at least {MIN_PASSWORD_LENGTH} characters."
+        )
+    if password.strip() != password:
+        raise InvalidInput("The password must not start or end with whitespace.")
+    if len(set(password)) < 5:
+        raise InvalidInput("The password needs at least 5 different characters.")
+
+
+def hash_password(password: str) -> str:
+    """Return the Argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Return whether ``password`` matches ``password_hash`` (constant-time inside argon2)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> tuple[str, str, str]:
+    """Create an API token; return ``(token, prefix, sha256)``. Only the hash is stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, token[:12], hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of an API token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+SIGNING_KEY_FILE = "signing.key"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The project's keys folder."""
+
+    folder: Path
+
+    def create(self) -> list[str]:
+        """Create the keys that do not exist yet; return the names created."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, stat.S_IRWXU)
+        created = []
+        for name in (SIGNING_KEY_FILE, "data-k1.key"):
+            path = self.folder / name
+            if not path.exists():
+                _write_secret(path, secrets.token_bytes(32))
+                created.append(name)
+        return created
+
+    def signing_key(self) -> bytes:
+        """Return the HMAC key that seals e-signatures.
+
+        Raises:
+            ConfigError: the key is missing or malformed.
+        """
+        return self._read(SIGNING_KEY_FILE)
+
+    def data_key(self, key_id: str) -> bytes:
+        """Return the AES-256 data key with id ``key_id``."""
+        return self._read(f"data-{key_id}.key")
+
+    def _read(self, name: str) -> bytes:
+        path = self.folder / name
+        try:
+            data = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"Key file {path} is missing. Restore it from your key backup, or "
+                "run 'bedside init' for a new project."
+            ) from None
+        except (ValueError, UnicodeDecodeError):
+            raise ConfigError(f"Key file {path} is not a hex-encoded key.") from None
+        if len(data) != 32:
+            raise ConfigError(f"Key file {path} holds {len(data)} bytes; expected 32.")
+        return data
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(data.hex() + "\n")
