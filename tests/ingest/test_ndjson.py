@@ -487,10 +487,14 @@ def test_ingest_accepts_crlf_and_a_byte_order_mark(tmp_path: Path) -> None:
     )
 
 
-def test_ingest_last_line_without_newline_is_read(tmp_path: Path) -> None:
+def test_ingest_normalises_surrounding_whitespace_and_a_missing_last_newline(
+    tmp_path: Path,
+) -> None:
     source = tmp_path / "Observation.ndjson"
-    source.write_bytes(line(obs(1)) + b"\n" + line(obs(2)))
-    assert ingest_ndjson(source, tmp_path / "out").accepted == 2
+    source.write_bytes(line(obs(1)) + b"\n  " + line(obs(2)) + b"\t\n " + line(obs(3)))
+    assert ingest_ndjson(source, tmp_path / "out").accepted == 3
+    written = (tmp_path / "out" / "raw" / "Observation.ndjson").read_bytes()
+    assert written == b"".join(line(obs(i)) + b"\n" for i in (1, 2, 3))
 
 
 def test_ingest_reports_progress_up_to_the_total(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 # Every concrete resource type of FHIR R4 (4.0.1): the R4 ``resource-types`` value set without the
@@ -88,15 +89,21 @@ _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _GENDERS = frozenset({"male", "female", "other", "unknown"})
 
 
-def _real_calendar_day(text: str) -> bool:
-    """Return whether a regex-valid date string with a day names a real calendar day."""
-    if len(text) < 10:
-        return True
+@cache
+def _is_real_day(year_month_day: str) -> bool:
     try:
-        date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+        date(int(year_month_day[0:4]), int(year_month_day[5:7]), int(year_month_day[8:10]))
     except ValueError:
         return False
     return True
+
+
+def _real_calendar_day(text: str) -> bool:
+    """Return whether a regex-valid date string with a day names a real calendar day."""
+    # The regex already bounds month and day; only days 29-31 can fall outside their month.
+    if len(text) < 10 or text[8:10] <= "28":
+        return True
+    return _is_real_day(text[:10])
 
 
 def is_fhir_date(value: object) -> bool:
@@ -106,9 +113,12 @@ def is_fhir_date(value: object) -> bool:
 
 def is_fhir_datetime(value: object) -> bool:
     """Return whether ``value`` is a FHIR ``dateTime`` (partial date, or date-time with a zone)."""
-    return (
-        isinstance(value, str) and bool(_DATETIME_RE.fullmatch(value)) and _real_calendar_day(value)
-    )
+    if not isinstance(value, str):
+        return False
+    # Most values are full instants; their regex is cheaper than dateTime's nested optionals.
+    if _INSTANT_RE.fullmatch(value) is None and _DATETIME_RE.fullmatch(value) is None:
+        return False
+    return _real_calendar_day(value)
 
 
 def is_fhir_instant(value: object) -> bool:
@@ -232,38 +242,57 @@ def _check_period(obj: dict[str, Any], path: str, field: str) -> Problem | None:
     return None
 
 
+def _is_coded(concept: object) -> bool:
+    """Return whether ``concept`` is a CodeableConcept with a non-empty list of Coding objects."""
+    if type(concept) is not dict:
+        return False
+    coding = concept.get("coding")
+    if type(coding) is not list or not coding:
+        return False
+    return all(type(item) is dict for item in coding)
+
+
 def _check_observation(obj: dict[str, Any]) -> Problem | None:
+    # Hot path: each test accepts the common shape inline and, only when it fails, calls the
+    # helper that names the field and the rule (the helpers check the same conditions).
     status = obj.get("status")
     if type(status) is not str or not status:
         return _missing("Observation.status", "required, must be a non-empty string")
-    problem = _check_codeable(obj, "Observation", "code") or _check_reference(
-        obj, "Observation", "subject"
-    )
-    if problem:
-        return problem
+    if not _is_coded(obj.get("code")):
+        return _check_codeable(obj, "Observation", "code")
+    subject = obj.get("subject")
+    reference = subject.get("reference") if type(subject) is dict else None
+    if type(reference) is not str or not reference:
+        return _check_reference(obj, "Observation", "subject")
     has_time = False
     value = obj.get("effectiveDateTime")
     if value is not None:
         if not is_fhir_datetime(value):
             return _bad_date("Observation.effectiveDateTime", "dateTime")
         has_time = True
-    problem = _check_period(obj, "Observation", "effectivePeriod")
-    if problem:
-        return problem
     period = obj.get("effectivePeriod")
-    if period is not None and period.get("start") is not None:
+    if period is not None:
+        problem = _check_period(obj, "Observation", "effectivePeriod")
+        if problem:
+            return problem
+        has_time = has_time or period.get("start") is not None
+    value = obj.get("issued")
+    if value is not None:
+        if not is_fhir_instant(value):
+            return _bad_date("Observation.issued", "instant")
         has_time = True
-    for field in ("effectiveInstant", "issued"):
-        value = obj.get(field)
-        if value is not None:
-            if not is_fhir_instant(value):
-                return _bad_date(f"Observation.{field}", "instant")
-            has_time = True
+    value = obj.get("effectiveInstant")
+    if value is not None:
+        if not is_fhir_instant(value):
+            return _bad_date("Observation.effectiveInstant", "instant")
+        has_time = True
     if not has_time:
         return _OBS_TIME_MISSING
-    problem = _check_quantity(obj, "Observation")
-    if problem:
-        return problem
+    quantity = obj.get("valueQuantity")
+    if quantity is not None:
+        number = quantity.get("value") if type(quantity) is dict else None
+        if type(quantity) is not dict or not (number is None or _is_number(number)):
+            return _check_quantity(obj, "Observation")
     components = obj.get("component")
     if components is not None:
         if type(components) is not list:

@@ -74,13 +74,13 @@ class _RawWriters:
         self._files: dict[str, IO[bytes]] = {}
 
     def write(self, rtype: str, line: bytes) -> None:
+        """Append ``line``, which must end with exactly one newline."""
         fh = self._files.get(rtype)
         if fh is None:
             fh = self._files[rtype] = (self.folder / f"{rtype}.ndjson").open(
                 "wb", buffering=1 << 20
             )
         fh.write(line)
-        fh.write(b"\n")
 
     def relative_paths(self) -> dict[str, str]:
         return {rtype: f"{RAW_DIR}/{rtype}.ndjson" for rtype in sorted(self._files)}
@@ -319,6 +319,7 @@ def _ingest_file(
     read = blank = skipped = unchecked = 0
     error: dict[str, str] | None = None
     loads = orjson.loads
+    progress_mask = _PROGRESS_EVERY - 1
     decode_error = orjson.JSONDecodeError
     write = writers.write
     lines, raw, compressed = open_lines(source_file.path)
@@ -327,7 +328,7 @@ def _ingest_file(
     try:
         while line := readline(limit):
             read += 1
-            if read & (_PROGRESS_EVERY - 1) == 0 and tick is not None:
+            if read & progress_mask == 0 and tick is not None:
                 tick(raw.tell())
             if len(line) == limit and line[-1] != 10:  # 10 == ord("\n")
                 problem = _too_long(options.max_line_bytes)
@@ -358,7 +359,9 @@ def _ingest_file(
                         else:
                             problem = strict_problem(rtype, obj)
                     if problem is None:
-                        write(rtype, body)
+                        # The common case, "<json>\n", is written as read, without a copy.
+                        exact = line[-1] == 10 and len(body) + 1 == len(line)
+                        write(rtype, line if exact else body + b"\n")
                         by_type[rtype] = by_type.get(rtype, 0) + 1
                         continue
             assert problem is not None  # every branch above either continued or set a problem
