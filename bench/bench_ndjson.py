@@ -175,9 +175,9 @@ def main() -> None:
 
         raw_out = work / "fast" / "raw" / "Observation.ndjson"
         start = time.perf_counter()
-        rows = duckdb.sql(
-            f"SELECT count(*), avg(CAST(valueQuantity.value AS DOUBLE)) "
-            f"FROM read_ndjson_auto('{raw_out}')"
+        rows = duckdb.execute(
+            "SELECT count(*), avg(CAST(valueQuantity.value AS DOUBLE)) FROM read_ndjson_auto(?)",
+            [str(raw_out)],
         ).fetchall()
         seconds = time.perf_counter() - start
         assert rows[0][0] == args.observations
