@@ -10,25 +10,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import uvicorn
-from fhir_server import ServerState, create_app
-
-
-@dataclass(frozen=True)
-class RunningFhirServer:
-    """A FHIR test server reachable over TCP."""
-
-    base_url: str  # e.g. http://127.0.0.1:54321/fhir
-    state: ServerState
+from tests.ingest.fhir_server import RunningFhirServer, ServerState, create_app
 
 
 @pytest.fixture(scope="module")
 def _fhir_server_thread() -> Iterator[RunningFhirServer]:
     state = ServerState()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+    # IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -45,7 +45,7 @@ FHIR_JSON = "application/fhir+json"
 NDJSON = "application/fhir+ndjson"
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
-Truncation = Literal["close", "short_length", "cut", "corrupt"]
+Truncation = Literal["close", "short_length", "cut", "lines", "corrupt"]
 
 
 # -- synthetic data ------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class ServerConfig:
 
     token: str | None = None  # when set, API endpoints answer 401 without this bearer token
     page_size: int = 3
-    paging_loop: bool = False  # the second page's next link points back to the first page
+    paging_loop: bool = False  # the second page's next link points to itself
     slow_seconds: float = 0.0  # search waits this long before answering (timeout tests)
     polls_before_ready: int = 2  # 202 answers before the manifest
     retry_after: str | None = "1"  # on 202 polls and queued 429/503; "date:N" = HTTP-date now+N
@@ -150,6 +150,7 @@ class ServerConfig:
     with_errors: bool = False  # add an OperationOutcome error file to the manifest
     manifest_counts: bool = True
     observation_files: int = 2  # Observations are split over this many files
+    final_newline: bool = True  # False: files end without the last line's newline
 
 
 @dataclass
@@ -171,7 +172,7 @@ class Job:
 
     job_id: str
     request_url: str
-    files: dict[str, tuple[str, bytes]]  # name -> (resource type, content)
+    files: dict[str, tuple[str, bytes, int]]  # name -> (resource type, content, resources)
     error_files: dict[str, bytes]
     polls: int = 0
 
@@ -184,7 +185,8 @@ class ServerState:
         self.observations = make_observations(self.patients)
         self.group_members = [p["id"] for p in self.patients[:4]]
         self.config = ServerConfig()
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job] = {}  # live jobs (a DELETE removes one)
+        self.created_jobs: dict[str, Job] = {}  # every job this test created, for assertions
         self.deleted_jobs: list[str] = []
         self.log: list[RequestRecord] = []
         self._next_job = 0
@@ -193,8 +195,10 @@ class ServerState:
         """Forget jobs, the log and any per-test configuration."""
         self.config = ServerConfig()
         self.jobs.clear()
+        self.created_jobs.clear()
         self.deleted_jobs.clear()
         self.log.clear()
+        self._next_job = 0
 
     def requests(self, method: str, path_part: str) -> list[RequestRecord]:
         """Return the logged requests of a method whose path contains ``path_part``."""
@@ -209,8 +213,8 @@ class ServerState:
         return []
 
     def file_content(self, job_id: str, name: str) -> bytes:
-        """Return the exact bytes the server serves for an export file."""
-        job = self.jobs[job_id]
+        """Return the exact bytes the server serves for an export file (even after a DELETE)."""
+        job = self.created_jobs[job_id]
         if name in job.files:
             return job.files[name][1]
         return job.error_files[name]
@@ -219,6 +223,14 @@ class ServerState:
         """Return a fresh job id."""
         self._next_job += 1
         return f"job-{self._next_job}"
+
+
+@dataclass(frozen=True)
+class RunningFhirServer:
+    """A FHIR test server reachable over TCP (what the ``fhir_server`` fixture returns)."""
+
+    base_url: str  # e.g. http://127.0.0.1:54321/fhir
+    state: ServerState
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -302,15 +314,12 @@ async def search(request: Request) -> Response:
     page = matches[offset : offset + count]
     links = [{"relation": "self", "url": str(request.url)}]
     if offset + count < len(matches):
-        next_offset = 0 if state.config.paging_loop and offset > 0 else offset + count
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"]
-        query.append(("_offset", str(next_offset)))
-        links.append(
-            {
-                "relation": "next",
-                "url": f"{_base(request)}/{resource_type}?{urlencode(query)}",
-            }
-        )
+        query.append(("_offset", str(offset + count)))
+        next_url = f"{_base(request)}/{resource_type}?{urlencode(query)}"
+        if state.config.paging_loop and offset > 0:
+            next_url = str(request.url)  # a broken server: the page links to itself
+        links.append({"relation": "next", "url": next_url})
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -365,7 +374,7 @@ async def kick_off(request: Request) -> Response:
         )
         return owner in members
 
-    files: dict[str, tuple[str, bytes]] = {}
+    files: dict[str, tuple[str, bytes, int]] = {}  # name -> (type, content, resources)
     for resource_type in types:
         selected = [r for r in state.resources(resource_type) if keep(r)]
         parts = state.config.observation_files if resource_type == "Observation" else 1
@@ -373,7 +382,10 @@ async def kick_off(request: Request) -> Response:
         for n in range(parts):
             chunk = selected[n * size : (n + 1) * size]
             if chunk:
-                files[f"{resource_type}.{n + 1}.ndjson"] = (resource_type, to_ndjson(chunk))
+                content = to_ndjson(chunk)
+                if not state.config.final_newline:
+                    content = content[:-1]
+                files[f"{resource_type}.{n + 1}.ndjson"] = (resource_type, content, len(chunk))
     error_files = {}
     if state.config.with_errors:
         error_files["errors.ndjson"] = to_ndjson(
@@ -381,6 +393,7 @@ async def kick_off(request: Request) -> Response:
         )
     job = Job(state.new_job_id(), str(request.url), files, error_files)
     state.jobs[job.job_id] = job
+    state.created_jobs[job.job_id] = job
     return _fhir(
         outcome("informational", severity="information"),
         202,
@@ -423,9 +436,9 @@ async def job_status(request: Request) -> Response:
             {
                 "type": resource_type,
                 "url": f"{base}/files/{job.job_id}/{name}",
-                **({"count": content.count(b"\n")} if state.config.manifest_counts else {}),
+                **({"count": count} if state.config.manifest_counts else {}),
             }
-            for name, (resource_type, content) in job.files.items()
+            for name, (resource_type, _, count) in job.files.items()
         ],
         "error": [
             {"type": "OperationOutcome", "url": f"{base}/files/{job.job_id}/{name}"}
@@ -472,12 +485,20 @@ async def export_file(request: Request) -> Response:
     return FileResponse(body, status, headers, mode)
 
 
+def cut_point(body: bytes) -> int:
+    """Return where a truncated transfer of ``body`` stops: near the middle, inside a line."""
+    cut = max(1, len(body) // 2)
+    return cut + 1 if body[cut - 1 : cut] == b"\n" else cut
+
+
 class FileResponse(Response):
     """An NDJSON body sent honestly or broken in one of the ways real transfers break.
 
-    Modes: ``close`` announces the full Content-Length, sends half and drops the connection;
-    ``short_length`` announces and sends only half (a Content-Length lie, cleanly framed); ``cut``
-    sends half with chunked framing and ends cleanly; ``corrupt`` garbles the first line.
+    Modes (the cut is :func:`cut_point`, always inside a line): ``close`` announces the full
+    Content-Length, sends up to the cut and drops the connection; ``short_length`` announces and
+    sends only up to the cut (a Content-Length lie, cleanly framed); ``cut`` sends up to the cut
+    with chunked framing and ends cleanly; ``lines`` sends the first half of the lines, chunked,
+    ending cleanly on a line boundary; ``corrupt`` garbles the first line.
     """
 
     def __init__(
@@ -488,7 +509,9 @@ class FileResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = bytes(self.body)
-        half = max(1, len(body) // 2)
+        half = cut_point(body)
+        if self.mode == "lines":
+            half = body.index(b"\n", len(body) // 2) + 1
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         if self.mode is None or self.mode == "corrupt":
             if self.mode == "corrupt":
