@@ -331,6 +331,16 @@ def test_kick_off_429_concurrent_export_refusal_is_retried(
     assert sleeps == [30.0, 30.0]
 
 
+def test_501_not_implemented_is_not_retried(
+    client_for: ClientFactory, fhir_server: RunningFhirServer
+) -> None:
+    fhir_server.state.config.fail["kickoff"] = [501]
+    client, sleeps = client_for(fhir_server)
+    with pytest.raises(InvalidInput, match=r"does not implement GET /fhir/\$export \(501"):
+        client.start_export()
+    assert sleeps == []
+
+
 def test_500_mid_poll_recovers(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
@@ -483,6 +493,34 @@ def test_resume_after_interruption_skips_finished_and_resumes_partial_files(
     assert result.files["Observation"][0].read_bytes() == content["Observation.1.ndjson"]
     assert result.counts == {"Patient": 7, "Observation": 21}
     assert len(fhir_server.state.requests("GET", "$export")) == 1
+
+
+class Stop(Exception):
+    """Stands for the user pressing Ctrl-C in the middle of a download."""
+
+
+def test_stop_inside_the_progress_callback_resumes_cleanly(
+    client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
+) -> None:
+    def stop_in_observation_1(progress: ExportProgress) -> None:
+        if progress.files_done == 1 and progress.file_bytes_total is not None:
+            raise Stop  # the first chunk of Observation.1 has just been written
+
+    client, _ = client_for(fhir_server)
+    with pytest.raises(Stop):
+        client.export(tmp_path, on_progress=stop_in_observation_1)
+    kept = (tmp_path / "Observation.001.ndjson.part").stat().st_size
+    assert kept > 0
+    assert not (tmp_path / "Observation.001.ndjson").exists()
+
+    result = client.export(tmp_path)
+    fetches = fhir_server.state.requests("GET", "Observation.1.ndjson")
+    assert [f.range for f in fetches] == [None, f"bytes={kept}-"]
+    content = served_files(fhir_server)
+    assert result.files["Observation"][0].read_bytes() == content["Observation.1.ndjson"]
+    assert result.counts == {"Patient": 7, "Observation": 21}
+    assert result.files_skipped == 1
+    assert len(fhir_server.state.requests("GET", "Patient.1.ndjson")) == 1
 
 
 def test_rerun_of_a_finished_export_makes_no_requests(

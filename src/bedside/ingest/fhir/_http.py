@@ -26,8 +26,10 @@ from bedside.errors import (
     StoreUnavailable,
 )
 
-# Statuses worth another attempt: rate limiting and server-side failures.
+# Statuses worth another attempt: rate limiting and server-side failures. 501 Not Implemented and
+# 505 HTTP Version Not Supported are 5xx answers that no retry can change.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_PERMANENT_5XX = frozenset({501, 505})
 
 # OperationOutcome issue codes come from a fixed FHIR value set; anything else is not repeated.
 _ISSUE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
@@ -105,7 +107,8 @@ def issue_codes(response: httpx.Response) -> list[str]:
 
 def is_transient(response: httpx.Response) -> bool:
     """Return whether a response says "try again later" (429/5xx, or an issue code 'transient')."""
-    if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+    status = response.status_code
+    if status in RETRY_STATUSES or (status >= 500 and status not in _PERMANENT_5XX):
         return True
     return response.status_code >= 400 and "transient" in issue_codes(response)
 
@@ -144,6 +147,12 @@ def error_for_status(response: httpx.Response, method: str, *, attempts: int = 1
         return NotFound(
             f"The FHIR server answered {status} for {target}{outcome}: it does not exist "
             "(or no longer exists). Check the base URL, resource type or export job.",
+            details=details,
+        )
+    if status == 501:
+        return InvalidInput(
+            f"The FHIR server does not implement {target} (501 Not Implemented){outcome}. Check "
+            "its CapabilityStatement: not every server supports $export or every search.",
             details=details,
         )
     if is_transient(response):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from bedside import __version__
-from bedside.errors import InvalidInput, NotFound, StoreError, StoreUnavailable
+from bedside.errors import BedsideError, InvalidInput, StoreError, StoreUnavailable
 from bedside.ingest.fhir import _http
 from bedside.ingest.fhir.download import download_export
 from bedside.ingest.fhir.manifest import (
@@ -378,7 +378,7 @@ class FhirClient:
         if delete_when_done and state.status_url is not None and not state.cleaned_up:
             try:
                 self.cancel_export(state.status_url)
-            except (NotFound, StoreError, InvalidInput) as exc:
+            except BedsideError as exc:  # the files are safe; a failed clean-up is not fatal
                 logger.warning(
                     "could not delete the finished export job on the server: %s", exc.code
                 )
