@@ -121,6 +121,8 @@ _CI_METRICS = (
     "false_positive_rate",
     "brier",
     "ece",
+    "calibration_slope",
+    "calibration_intercept",
 )
 
 #: Metric names a validation ``expression`` gate may use, with their meaning. Values are computed on
