@@ -13,7 +13,8 @@ Observations, one Group) with the protocol's real status codes and headers:
 
 Failure modes are knobs on :class:`ServerConfig` that a test sets before it runs the client: queued
 error statuses per endpoint (429 storms, a 500 mid-poll), truncated files (connection closed early,
-a Content-Length lie, a clean end mid-line), a corrupt line, manifest error entries, bearer-token
+a Content-Length lie, a clean end mid-line), corrupt lines, a resume at the wrong bytes, manifest
+error entries, bearer-token
 checks and ``requiresAccessToken``. Every request is recorded in :attr:`ServerState.log`.
 
 Error bodies carry OperationOutcome diagnostics with fake PHI (:data:`PHI_MARKER`) so tests can
@@ -45,7 +46,9 @@ FHIR_JSON = "application/fhir+json"
 NDJSON = "application/fhir+ndjson"
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
-Truncation = Literal["close", "short_length", "cut", "lines", "corrupt"]
+Truncation = Literal[
+    "close", "short_length", "cut", "lines", "corrupt_first", "corrupt_middle", "bad_resume"
+]
 
 
 # -- synthetic data ------------------------------------------------------------------------------
@@ -145,8 +148,8 @@ class ServerConfig:
     fail: dict[str, list[int | None]] = field(default_factory=dict)
     requires_access_token: bool = False
     range_support: bool = True
-    # file name -> (truncation mode, how many times); see FileResponse modes.
-    truncate: dict[str, tuple[Truncation, int]] = field(default_factory=dict)
+    # file name -> queued FileResponse modes, one popped per request (None: send it whole).
+    truncate: dict[str, list[Truncation | None]] = field(default_factory=dict)
     with_errors: bool = False  # add an OperationOutcome error file to the manifest
     manifest_counts: bool = True
     observation_files: int = 2  # Observations are split over this many files
@@ -477,11 +480,8 @@ async def export_file(request: Request) -> Response:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
     body = content[start:]
-    mode: Truncation | None = None
     planned = state.config.truncate.get(name)
-    if planned is not None and planned[1] > 0:
-        mode = planned[0]
-        state.config.truncate[name] = (planned[0], planned[1] - 1)
+    mode = planned.pop(0) if planned else None
     return FileResponse(body, status, headers, mode)
 
 
@@ -498,7 +498,9 @@ class FileResponse(Response):
     Content-Length, sends up to the cut and drops the connection; ``short_length`` announces and
     sends only up to the cut (a Content-Length lie, cleanly framed); ``cut`` sends up to the cut
     with chunked framing and ends cleanly; ``lines`` sends the first half of the lines, chunked,
-    ending cleanly on a line boundary; ``corrupt`` garbles the first line.
+    ending cleanly on a line boundary; ``corrupt_first`` / ``corrupt_middle`` garble the first /
+    the middle line; ``bad_resume`` answers a Range request with the bytes 7 further on under the
+    right Content-Range (a server whose file changed or whose ranges are broken).
     """
 
     def __init__(
@@ -513,9 +515,14 @@ class FileResponse(Response):
         if self.mode == "lines":
             half = body.index(b"\n", len(body) // 2) + 1
         headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        if self.mode is None or self.mode == "corrupt":
-            if self.mode == "corrupt":
-                body = b"{not json" + body[9:]
+        if self.mode in (None, "corrupt_first", "corrupt_middle", "bad_resume"):
+            if self.mode == "corrupt_first":
+                body = b"<html>" + body[6:]
+            elif self.mode == "corrupt_middle":
+                middle = body.index(b"\n", len(body) // 2) + 1
+                body = body[:middle] + b"{not json" + body[middle + 9 :]
+            elif self.mode == "bad_resume" and self.status_code == 206:
+                body = body[7:]
             headers.append((b"content-length", str(len(body)).encode()))
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": headers}

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.ingest.fhir_server import PHI_MARKER, TRANSACTION_TIME, RunningFhirServer, cut_point
+from tests.ingest.fhir_server import (
+    PHI_MARKER,
+    TRANSACTION_TIME,
+    RunningFhirServer,
+    Truncation,
+    cut_point,
+)
 
 from bedside.errors import (
     AuthenticationFailed,
@@ -380,9 +386,9 @@ def test_wait_for_export_respects_max_wait(
 
 @pytest.mark.parametrize("mode", ["close", "short_length", "cut"])
 def test_truncated_file_is_detected_and_resumed_with_range(
-    client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path, mode: str
+    client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path, mode: Truncation
 ) -> None:
-    fhir_server.state.config.truncate["Observation.1.ndjson"] = (mode, 1)  # type: ignore[assignment]
+    fhir_server.state.config.truncate["Observation.1.ndjson"] = [mode]
     client, _ = client_for(fhir_server)
     result = client.export(tmp_path)
     expected = served_files(fhir_server)["Observation.1.ndjson"]
@@ -414,17 +420,17 @@ def test_truncated_file_is_downloaded_again_without_range_support(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
     fhir_server.state.config.range_support = False
-    fhir_server.state.config.truncate["Patient.1.ndjson"] = ("close", 1)
+    fhir_server.state.config.truncate["Patient.1.ndjson"] = ["close"]
     client, _ = client_for(fhir_server)
     result = client.export(tmp_path)
     assert result.files["Patient"][0].read_bytes() == served_files(fhir_server)["Patient.1.ndjson"]
     assert len(fhir_server.state.requests("GET", "Patient.1.ndjson")) == 2
 
 
-def test_corrupt_line_restarts_the_file(
+def test_a_file_that_is_not_ndjson_is_downloaded_again(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
-    fhir_server.state.config.truncate["Patient.1.ndjson"] = ("corrupt", 1)
+    fhir_server.state.config.truncate["Patient.1.ndjson"] = ["corrupt_first"]
     client, _ = client_for(fhir_server)
     result = client.export(tmp_path)
     assert result.files["Patient"][0].read_bytes() == served_files(fhir_server)["Patient.1.ndjson"]
@@ -432,11 +438,38 @@ def test_corrupt_line_restarts_the_file(
     assert [f.range for f in fetches] == [None, None]  # bad bytes are not resumed from
 
 
+def test_a_resume_that_splices_wrong_bytes_restarts_the_file(
+    client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
+) -> None:
+    fhir_server.state.config.truncate["Observation.1.ndjson"] = ["close", "bad_resume"]
+    client, _ = client_for(fhir_server)
+    result = client.export(tmp_path)
+    expected = served_files(fhir_server)["Observation.1.ndjson"]
+    assert result.files["Observation"][0].read_bytes() == expected
+    fetches = fhir_server.state.requests("GET", "Observation.1.ndjson")
+    assert [f.range for f in fetches] == [None, f"bytes={cut_point(expected)}-", None]
+
+
+def test_a_malformed_middle_line_is_left_for_the_ingest_quarantine(
+    client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
+) -> None:
+    # The transfer is whole (length, last line, count); one bad resource is not the download's
+    # business: the NDJSON ingest quarantines it with its line number.
+    fhir_server.state.config.truncate["Observation.1.ndjson"] = ["corrupt_middle"] * 9
+    client, _ = client_for(fhir_server)
+    result = client.export(tmp_path)
+    written = result.files["Observation"][0].read_bytes()
+    assert b"{not json" in written
+    assert written.count(b"\n") == served_files(fhir_server)["Observation.1.ndjson"].count(b"\n")
+    assert result.counts["Observation"] == 21
+    assert len(fhir_server.state.requests("GET", "Observation.1.ndjson")) == 1
+
+
 def test_file_that_stays_truncated_is_an_error_never_accepted(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
     fhir_server.state.config.range_support = False
-    fhir_server.state.config.truncate["Observation.2.ndjson"] = ("cut", 99)
+    fhir_server.state.config.truncate["Observation.2.ndjson"] = ["cut"] * 99
     client, _ = client_for(fhir_server, max_retries=2)
     with pytest.raises(
         IntegrityError, match=r"002\.ndjson: the last line \(\d+\) is cut off.*3 att"
@@ -453,14 +486,14 @@ def test_missing_lines_are_caught_by_the_manifest_count(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
     # A clean end on a line boundary: only the manifest's count can tell.
-    fhir_server.state.config.truncate["Observation.2.ndjson"] = ("lines", 1)
+    fhir_server.state.config.truncate["Observation.2.ndjson"] = ["lines"]
     client, _ = client_for(fhir_server)
     result = client.export(tmp_path)
     assert result.counts["Observation"] == 21
     fetches = fhir_server.state.requests("GET", "Observation.2.ndjson")
     assert [f.range for f in fetches] == [None, None]  # counted short: downloaded again whole
     fhir_server.state.reset()
-    fhir_server.state.config.truncate["Observation.2.ndjson"] = ("lines", 99)
+    fhir_server.state.config.truncate["Observation.2.ndjson"] = ["lines"] * 99
     with pytest.raises(IntegrityError, match=r"holds \d+ resources but the manifest announces 10"):
         client.export(tmp_path / "again")
 
@@ -469,7 +502,7 @@ def test_resume_after_interruption_skips_finished_and_resumes_partial_files(
     client_for: ClientFactory, fhir_server: RunningFhirServer, tmp_path: Path
 ) -> None:
     # First run: the connection drops in the middle of Observation.1 and retries are off.
-    fhir_server.state.config.truncate["Observation.1.ndjson"] = ("close", 1)
+    fhir_server.state.config.truncate["Observation.1.ndjson"] = ["close"]
     first, _ = client_for(fhir_server, max_retries=0)
     with pytest.raises(StoreUnavailable, match=r"Observation\.001\.ndjson"):
         first.export(tmp_path)
