@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 
-from bedside.domain.models import User
 from bedside.security import KeyRing
 from bedside.service import Platform
 from bedside.stores.database import Database
+from tests.support import FOUNDING_PIPELINE, PASSWORD, Clock, Team
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -31,13 +30,9 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
-FOUNDING_PIPELINE = EXAMPLES / "sepsis" / "pipeline.yaml"
 POSTGRES_URL = os.environ.get(
     "BEDSIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-PASSWORD = "correct horse battery staple"
 
 _pg_reason: str | None = None
 
@@ -86,20 +81,6 @@ def database(database_url: str) -> Iterator[Database]:
     db.dispose()
 
 
-class Clock:
-    """A settable server clock (time is an argument of the platform, never a global)."""
-
-    def __init__(self) -> None:
-        self.moment = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.moment += timedelta(microseconds=1)
-        return self.moment
-
-    def advance(self, **kwargs: float) -> None:
-        self.moment += timedelta(**kwargs)
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -109,20 +90,9 @@ def clock() -> Clock:
 def platform(database: Database, tmp_path: Path, clock: Clock) -> Platform:
     keys = KeyRing(tmp_path / "keys")
     keys.create()
-    return Platform(database, keys, clock=clock)
-
-
-@dataclass
-class Team:
-    """The people of a small hospital ML team, each with their role."""
-
-    admin: User
-    scientist: User  # trains models
-    engineer: User  # deploys them
-    cmio: User
-    informaticist: User
-    auditor: User
-    second_cmio: User
+    # A cheap Argon2id cost keeps the suite fast; the production default is tested in test_security.
+    return Platform(database, keys, clock=clock,
+                    hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

@@ -43,15 +43,19 @@ def check_password_policy(password: str) -> None:
         raise InvalidInput("The password needs at least 5 different characters.")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, *, hasher: PasswordHasher = _hasher) -> str:
     """Return the Argon2id hash of ``password``."""
-    return _hasher.hash(password)
+    return hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    """Return whether ``password`` matches ``password_hash`` (constant-time inside argon2)."""
+def verify_password(password_hash: str, password: str, *,
+                    hasher: PasswordHasher = _hasher) -> bool:
+    """Return whether ``password`` matches ``password_hash`` (constant-time inside argon2).
+
+    The parameters are read from the hash itself, so hashes made with other costs still verify.
+    """
     try:
-        return _hasher.verify(password_hash, password)
+        return hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection
 
 from bedside.config import Settings
@@ -155,11 +156,15 @@ class Platform:
         *,
         clock: Callable[[], datetime] = utcnow,
         lockout_threshold: int = 5,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.database = database
         self.keys = keys
         self._clock = clock
         self.lockout_threshold = lockout_threshold
+        # Argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile); tests pass a cheaper
+        # hasher to stay fast. Verification reads the cost from each stored hash.
+        self._hasher = hasher or PasswordHasher()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, check_schema: bool = True) -> Platform:
@@ -304,7 +309,7 @@ class Platform:
             user = tx.accounts.add_user(
                 admin_username,
                 full_name=admin_full_name,
-                password_hash=hash_password(admin_password),
+                password_hash=hash_password(admin_password, hasher=self._hasher),
                 now=self.now(),
             )
             self._event(
@@ -342,7 +347,7 @@ class Platform:
         with self._tx() as tx:
             user = tx.accounts.find_user(username)
             stored = tx.accounts.password_hash(username)
-            ok = stored is not None and verify_password(stored, password)
+            ok = stored is not None and verify_password(stored, password, hasher=self._hasher)
             if user is not None and ok and user.is_active and not user.is_locked:
                 if user.failed_logins:
                     tx.accounts.update_user(username, failed_logins=0)
@@ -446,7 +451,7 @@ class Platform:
                 "signature they make (21 CFR 11.50)."
             )
         check_password_policy(password)
-        password_hash = hash_password(password)
+        password_hash = hash_password(password, hasher=self._hasher)
         with self._authorised(actor, Permission.MANAGE_USERS, "user", username) as tx:
             user = tx.accounts.add_user(
                 username, full_name=full_name.strip(), password_hash=password_hash, now=self.now()
@@ -597,7 +602,7 @@ class Platform:
         pipeline_file = load_pipeline_text(content, source=source)
         spec = pipeline_file.spec
         policy = policy_from_spec(spec)
-        model_name = spec.pipeline.model_name
+        model_name = spec.model_name
         with self._authorised(actor, Permission.REGISTER_PIPELINE, "pipeline", model_name) as tx:
             record, is_new = tx.registry.add_pipeline(
                 sha256=pipeline_file.content_sha256,
@@ -842,6 +847,14 @@ class Platform:
                 version = tx.registry.get_version(name, number)
                 if action is Action.PROMOTE:
                     return self._promote(tx, actor, version, reason=reason)
+                if action is Action.DEPLOY_SHADOW:
+                    model = tx.registry.get_model(name)
+                    busy = [v.ref for v in tx.registry.list_versions(model)
+                            if v.state is VersionState.SHADOW]
+                    if busy:
+                        raise InvalidTransition(
+                            f"Cannot deploy {ref} as shadow: {busy[0]} is already in shadow. "
+                            f"Promote or retire {busy[0]} first.")
                 return self._transition(tx, actor.username, version, action, reason=reason)
         except InvalidTransition as exc:
             self._record_refusal(actor.username, f"refused.{action.value}", "version", ref, exc)
@@ -1209,7 +1222,10 @@ def policy_from_spec(spec: Any) -> LifecyclePolicy:
     deployment = spec.deployment
     roles = tuple(review.roles)
     return LifecyclePolicy(
-        required_gates=tuple(validation.automated_gate_names),
+        required_gates=tuple(
+            name for name, gate in zip(validation.gate_names, validation.gates, strict=True)
+            if gate.kind != "clinical_review"
+        ),
         review=lifecycle.ReviewPolicy(required_approvers=review.required_approvers, roles=roles),
         promotion_roles=tuple(deployment.promotion_roles or roles),
         auto_promote=deployment.auto_promote,

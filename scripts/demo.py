@@ -1,0 +1,73 @@
+"""`make demo`: run bedside's governed pipeline on the embedded defaults, end to end, via the CLI.
+
+Everything happens in ./demo-project (recreated on every run): SQLite governance database, local
+folders, synthetic (seeded) data. The passwords below belong to synthetic demo users only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO / "demo-project"
+PIPELINE = REPO / "examples" / "sepsis" / "pipeline.full.yaml"
+DEMO_PASSWORD = "demo-only-password-42"  # synthetic demo users; never use in a real project
+
+TEAM = [
+    ("dana", "Dana Scientist", "data_scientist"),
+    ("eli", "Eli Engineer", "ml_engineer"),
+    ("carol", "Dr Carol Chief", "CMIO"),
+    ("ivan", "Ivan Informaticist", "clinical_informaticist"),
+    ("aud", "Audrey Auditor", "auditor"),
+]
+
+
+def bedside(*args: str, password: bool = False, check: bool = True) -> str:
+    """Run one bedside command as a user would, echo it, and return its output."""
+    shown = " ".join(args)
+    print(f"\n$ bedside {shown}", flush=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bedside", "--project", str(PROJECT), *args],
+        input=(DEMO_PASSWORD + "\n") if password else None,
+        text=True, capture_output=True, cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+             "HOME": str(PROJECT)},
+    )
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if check and result.returncode != 0:
+        raise SystemExit(f"demo step failed (exit {result.returncode}): bedside {shown}")
+    return result.stdout
+
+
+def main() -> None:
+    if PROJECT.exists():
+        shutil.rmtree(PROJECT)
+    print("bedside demo — the governed pipeline on embedded defaults (SQLite, local folders)")
+    bedside("check", str(PIPELINE))
+    bedside("init", str(PROJECT), "--admin", "admin", "--admin-name", "Ada Admin",
+            "--pipeline", str(PIPELINE), "--password-stdin", password=True)
+    pw_file = PROJECT / ".demo-password"
+    pw_file.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
+    pw_file.chmod(0o600)
+    for username, full_name, role in TEAM:
+        bedside("user", "add", username, "--full-name", full_name, "--role", role,
+                "--new-password-file", str(pw_file), "--user", "admin", "--password-stdin",
+                password=True)
+    pw_file.unlink()
+    bedside("user", "list", "--user", "admin", "--password-stdin", password=True)
+    bedside("version", "register", "sepsis-prediction", "--user", "dana", "--password-stdin",
+            password=True)
+    bedside("status")
+    bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
+    bedside("audit", "verify")
+    bedside("audit", "export", str(PROJECT / "audit-export"), "--user", "aud",
+            "--password-stdin", password=True)
+    print(f"\nDemo finished. Project: {PROJECT}")
+
+
+if __name__ == "__main__":
+    main()
