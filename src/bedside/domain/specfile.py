@@ -240,6 +240,12 @@ def _without_shadowed_missing(issues: list[SpecIssue]) -> list[SpecIssue]:
 _YAML_FIXES: Final = (
     ("found character '\\t'", "indent with spaces; YAML does not allow tabs"),
     (
+        "but got ':'",
+        "quote a value that contains ':' (e.g. description: \"Verify: no PHI\")",
+    ),
+    ("expected ',' or ']'", "close the list with ']' before the '}' or end of line"),
+    ("expected ',' or '}'", "close the mapping with '}', or quote the value"),
+    (
         "mapping values are not allowed",
         "quote a value that contains ': ' (e.g. description: \"a: b\"), or fix the indentation",
     ),
