@@ -22,6 +22,7 @@ from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from bedside.errors import InvalidInput
+from bedside.ingest.ndjson import ingest_ndjson
 from bedside.ingest.synthetic import (
     CHUNK_ADMISSIONS,
     DriftKind,
@@ -532,6 +533,14 @@ def test_drift_respiratory_pandemic_changes_only_later_admissions(
     assert mean_after_drift(pandemic, "59408-5") < (
         mean_after_drift(baseline_frames, "59408-5") - 1.5
     )
+
+
+def test_generated_hospital_ingests_strictly_with_nothing_quarantined(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    summary = generate_hospital(export, admissions=100, start=START, end=END, seed=2)
+    report = ingest_ndjson(export, tmp_path / "ingest", strict=True)
+    assert report.quarantined == 0
+    assert report.read == report.accepted == summary.resources
 
 
 def test_generate_hospital_reports_progress_per_chunk(tmp_path: Path) -> None:
