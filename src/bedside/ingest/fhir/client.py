@@ -387,7 +387,7 @@ class FhirClient:
             state.save()
         return result
 
-    # -- internals shared with bulk.py ------------------------------------------------------
+    # -- internals shared with download.py --------------------------------------------------
 
     def _kick_off(self, request: ExportRequest) -> str:
         url = self._base.join(request.path)

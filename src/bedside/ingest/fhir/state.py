@@ -69,7 +69,7 @@ class ExportState:
     def _load(cls, folder: Path) -> ExportState:
         state = cls(folder)
         if not state.path.exists():
-            stray = [p for p in _export_files(folder)]
+            stray = _export_files(folder)
             if stray:
                 raise Conflict(
                     f"{folder} already holds {len(stray)} NDJSON file(s) but no {STATE_FILE}; "
