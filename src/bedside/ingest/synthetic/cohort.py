@@ -160,9 +160,10 @@ def _structure(rng: np.random.Generator, n_needed: int, span: float) -> tuple[I6
 def _cumsum_before(values: F64, counts: I64) -> F64:
     """Return, per element, the sum of the earlier elements of its group."""
     csum = np.cumsum(values)
-    group_total_before = np.repeat(csum[_group_offsets(counts)] - values[_group_offsets(counts)],
-                                   counts)  # fmt: skip
-    return csum - values - group_total_before
+    firsts = _group_offsets(counts)
+    before_group = np.repeat(csum[firsts] - values[firsts], counts)
+    out: F64 = csum - values - before_group
+    return out
 
 
 def _start_times(rng: np.random.Generator, counts: I64, reserve: F64, t0: int, span: float) -> I64:

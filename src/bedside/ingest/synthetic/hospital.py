@@ -149,8 +149,7 @@ def generate_hospital(
             patients += cohort.n_patients
             sepsis += int(cohort.a_sepsis.sum())
             latest = max(latest, int(cohort.a_end.max()))
-            logger.debug("chunk %d/%d: %d admissions, %d observations", chunk + 1, n_chunks, n,
-                         len(rows))  # fmt: skip
+            logger.debug("chunk %d/%d: %d observations", chunk + 1, n_chunks, len(rows))
             if progress is not None:
                 progress(first + n, admissions)
     except BaseException:
