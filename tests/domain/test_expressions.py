@@ -351,7 +351,7 @@ _operands = st.one_of(
 @st.composite
 def _comparisons(draw: st.DrawFn) -> Comparison:
     size = draw(st.integers(min_value=2, max_value=3))
-    operands = [draw(st.sampled_from(_NAMES).map(Name))]
+    operands: list[Name | Number] = [draw(st.sampled_from(_NAMES).map(Name))]
     operands += [draw(_operands) for _ in range(size - 1)]
     operands = draw(st.permutations(operands))
     operators = draw(

@@ -229,7 +229,7 @@ def test_spec_round_trips_through_json(path: Path) -> None:
 
 def test_spec_is_immutable(founding: PipelineFile) -> None:
     with pytest.raises(ValidationError):
-        founding.spec.deployment.auto_promote = True  # type: ignore[misc]
+        founding.spec.deployment.auto_promote = True
 
 
 def test_models_validate_directly() -> None:

@@ -221,7 +221,7 @@ class Pipeline(SpecModel):
     name: Name = Field(examples=["sepsis-prediction-pipeline"])
     version: VersionText = Field(examples=['"1.0"'])
     description: str | None = None
-    model_name: Name | None = None
+    model_name: Name = ""  # left out: derived from name when the file is loaded
     owners: tuple[Username, ...] = ()
     model_card: ModelCard | None = None
     stages: tuple[Stage, ...] = Field(examples=["[- name: data_preparation, ...]"])
@@ -261,7 +261,7 @@ class Pipeline(SpecModel):
     @model_validator(mode="after")
     def _defaults_from_other_keys(self) -> Pipeline:
         # Defaults that depend on other keys are filled once here, so readers never see a gap.
-        if self.model_name is None:
+        if not self.model_name:
             derived = re.sub(r"[-_.]?pipeline$", "", self.name) or self.name
             object.__setattr__(self, "model_name", derived)
         review_roles = self.validation.clinical_review.roles
@@ -324,7 +324,7 @@ class PipelineSpec(SpecModel):
     @property
     def model_name(self) -> str:
         """Return the registered model name (given, or the pipeline name without -pipeline)."""
-        return self.pipeline.model_name or self.pipeline.name
+        return self.pipeline.model_name
 
     @property
     def data_preparation(self) -> DataPreparationStage:

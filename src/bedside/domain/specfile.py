@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Union, get_args, get_origin
 
-import annotated_types
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -552,14 +551,14 @@ def _bounds_text(place: _Place, whole: bool) -> str:
     low_open = high_open = False
     items = list(place.field.metadata) if place.field is not None else []
     items += list(_annotated_metadata(place.field.annotation if place.field else None))
-    for item in items:
-        if isinstance(item, annotated_types.Ge):
+    for item in items:  # annotated_types.Ge / Gt / Le / Lt, read by attribute
+        if getattr(item, "ge", None) is not None:
             low = item.ge
-        elif isinstance(item, annotated_types.Gt):
+        elif getattr(item, "gt", None) is not None:
             low, low_open = item.gt, True
-        elif isinstance(item, annotated_types.Le):
+        if getattr(item, "le", None) is not None:
             high = item.le
-        elif isinstance(item, annotated_types.Lt):
+        elif getattr(item, "lt", None) is not None:
             high, high_open = item.lt, True
     noun = "a whole number" if whole else "a number"
     if low is not None and high is not None:
