@@ -514,6 +514,22 @@ def token_create(
     out.print(token)
 
 
+@token_app.command("revoke")
+def token_revoke(
+    token_stdin: Annotated[bool, typer.Option(
+        "--token-stdin", help="Read the token to revoke from the line after your password on "
+        "standard input.")] = False,
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Revoke an API token (yours, or anyone's if you are an admin), e.g. when it may be lost."""
+    platform = state.platform()
+    actor = _actor(platform, user, password_stdin)
+    token = _read_password("Token to revoke", stdin=token_stdin or password_stdin)
+    platform.revoke_token(actor, token)
+    out.print("Token revoked.")
+
+
 # -- audit -------------------------------------------------------------------------------------
 
 
@@ -577,7 +593,10 @@ def invoke(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("BEDSIDE_DEBUG", "") in ("1", "true")
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="bedside", standalone_mode=False)
+        # With standalone_mode off, click returns the code of a typer.Exit instead of raising.
+        returned = command.main(args=args, prog_name="bedside", standalone_mode=False)
+        if isinstance(returned, int):
+            return returned
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
