@@ -34,7 +34,7 @@ def bedside(*args: str, password: bool = False, check: bool = True) -> str:
         input=(DEMO_PASSWORD + "\n") if password else None,
         text=True, capture_output=True, cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-             "HOME": str(PROJECT)},
+             "HOME": str(PROJECT), "COLUMNS": "120"},
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -59,9 +59,10 @@ def main() -> None:
                 password=True)
     pw_file.unlink()
     bedside("user", "list", "--user", "admin", "--password-stdin", password=True)
-    bedside("version", "register", "sepsis-prediction", "--user", "dana", "--password-stdin",
-            password=True)
     bedside("status")
+    # Clinical data in: a synthetic hospital as a FHIR bulk export, then ingestion with quarantine.
+    bedside("demo-data", str(PROJECT / "data" / "export"), "--admissions", "5000", "--seed", "7")
+    bedside("ingest", str(PROJECT / "data" / "export"), "--dest", str(PROJECT / "data" / "raw"))
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")
     bedside("audit", "export", str(PROJECT / "audit-export"), "--user", "aud",

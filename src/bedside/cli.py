@@ -624,3 +624,12 @@ def invoke(argv: list[str] | None = None) -> int:
 def main() -> None:
     """Console-script entry point."""
     sys.exit(invoke())
+
+
+def _register_data_commands() -> None:
+    from bedside import cli_data
+
+    cli_data.register(app)
+
+
+_register_data_commands()

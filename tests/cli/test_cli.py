@@ -172,3 +172,25 @@ def test_python_dash_m_bedside_runs_as_a_process() -> None:
     result = subprocess.run([sys.executable, "-m", "bedside", "--version"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("bedside ")
+
+
+def test_demo_data_then_ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    export = tmp_path / "export"
+    code, out, err = run(monkeypatch, capsys, "demo-data", str(export), "--admissions", "120",
+                         "--seed", "3")
+    assert code == 0, err
+    assert "Encounter 120" in out
+    code, out, err = run(monkeypatch, capsys, "ingest", str(export), "--dest",
+                         str(tmp_path / "raw"))
+    assert code == 0, err
+    assert "Encounter.ndjson: read 120 = accepted 120 + quarantined 0" in out
+    report = json.loads((tmp_path / "raw" / "ingest-report.json").read_text())
+    assert report["files"]
+
+
+def test_demo_data_rejects_a_bad_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(monkeypatch, capsys, "demo-data", str(tmp_path / "x"), "--start",
+                       "2024-13-01")
+    assert code == 1 and "--start '2024-13-01' is not a date" in err

@@ -1,0 +1,106 @@
+"""Data commands of the CLI: generate the synthetic hospital, ingest NDJSON / bulk exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from bedside.errors import InvalidInput
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(description: str, *, unit_total: int | None = None
+                 ) -> Iterator[Callable[[int, int], None]]:
+    """Yield a ``progress(done, total)`` callback drawing a Rich bar on standard error."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=unit_total)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} {text!r} is not a date; expected YYYY-MM-DD.") from None
+
+
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the FHIR bulk export (created).")],
+    admissions: Annotated[int, typer.Option(help="Number of admissions (Encounters).")] = 5000,
+    start: Annotated[str, typer.Option(help="First admission date, YYYY-MM-DD.")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="Admissions start before this date, YYYY-MM-DD.")]
+    = "2025-01-01",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    drift: Annotated[str | None, typer.Option(
+        help="A drift scenario from --drift-start: lab_assay_change, population_shift or "
+        "respiratory_pandemic.")] = None,
+    drift_start: Annotated[str | None, typer.Option(help="When the drift begins, YYYY-MM-DD.")]
+    = None,
+    drift_magnitude: Annotated[float, typer.Option(help="How strong the drift is (0–1).")] = 0.3,
+) -> None:
+    """Write a deterministic synthetic hospital as a FHIR R4 bulk export (synthetic PHI included,
+    so de-identification has work to do). Nothing is downloaded.
+    """
+    from bedside.ingest.synthetic import DriftScenario, generate_hospital
+
+    scenario = None
+    if drift is not None:
+        if drift_start is None:
+            raise InvalidInput("--drift needs --drift-start YYYY-MM-DD (when the drift begins).")
+        scenario = DriftScenario(kind=drift, starts=_parse_date(drift_start, "--drift-start"),  # type: ignore[arg-type]
+                                 magnitude=drift_magnitude)
+    with progress_bar("generating admissions") as progress:
+        summary = generate_hospital(out_dir, admissions=admissions,
+                                    start=_parse_date(start, "--start"),
+                                    end=_parse_date(end, "--end"), seed=seed, drift=scenario,
+                                    progress=progress)
+    counts = ", ".join(f"{k} {v:,}" for k, v in summary.counts.items())
+    out.print(f"Wrote {out_dir}: {counts}; sepsis prevalence {summary.sepsis_prevalence:.1%}; "
+              f"{summary.bytes_written / 1e6:.0f} MB in {summary.seconds:.1f} s")
+
+
+def ingest(
+    source: Annotated[Path, typer.Argument(help="A bulk-export folder or an .ndjson(.gz) file.")],
+    dest: Annotated[Path, typer.Option(help="Where accepted resources, the quarantine and the "
+                                       "report go.")],
+    resource_type: Annotated[list[str] | None, typer.Option(
+        "--type", help="Only these resource types (repeatable).")] = None,
+    strict: Annotated[bool, typer.Option(help="Also validate every resource against the FHIR "
+                                         "R4B models (slow).")] = False,
+) -> None:
+    """Read FHIR NDJSON: accept good resources, quarantine bad lines (with file, line and reason),
+    never stop on one bad line. Prints read = accepted + quarantined per file.
+    """
+    from bedside.ingest.ndjson import ingest_ndjson
+
+    with progress_bar("ingesting") as progress:
+        report = ingest_ndjson(source, dest, resource_types=resource_type, strict=strict,
+                               progress=progress)
+    for file in report.files:
+        out.print(f"  {file.name}: read {file.read:,} = accepted {file.accepted:,} + quarantined "
+                  f"{file.quarantined:,} + blank {file.blank:,} + skipped {file.skipped:,}")
+    out.print(f"Accepted {report.accepted:,} resources; quarantined {report.quarantined:,}. "
+              f"Report: {Path(dest) / 'ingest-report.json'}")
+    if report.has_file_errors:
+        typer.echo("Error: some files could not be read to the end (see the report).", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the ``bedside`` app."""
+    app.command("demo-data")(demo_data)
+    app.command("ingest")(ingest)
