@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FOUNDING_PIPELINE = EXAMPLES / "sepsis" / "pipeline.yaml"
 PASSWORD = "correct horse battery staple"
+# Synthetic Synthea FHIR sample (Apache-2.0), vendored so a fresh clone tests with it.
+SYNTHEA = REPO / "tests" / "data" / "synthea-10-patients"
 
 
 class Clock:

@@ -28,7 +28,7 @@ from bedside.ingest.ndjson import (
 )
 from bedside.ingest.ndjson.rules import is_fhir_date, is_fhir_datetime, is_fhir_instant
 
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-10-patients"
+SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "synthea-10-patients"
 CANARY = "ZQXJ-CANARY-7731"  # a string no check, field name or message could contain by chance
 
 
