@@ -24,10 +24,13 @@ line numbers, for reference (number, then the line as written):
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -505,3 +508,50 @@ def test_junk_files_raise_only_pipeline_file_errors(text: str) -> None:
             assert issue.expected and issue.found and issue.fix
     except InvalidInput as error:  # pragma: no cover - would be a bug: report the type
         pytest.fail(f"unexpected {type(error).__name__}: {error}")
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+_FULL = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/sepsis/pipeline.full.yaml")
+                       .read_text(encoding="utf-8"))  # fmt: skip
+_FULL_PATHS = [path for path in _paths(_FULL) if path]
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["14_days", "drift_score > 0.3", "8867-4", "phi_scan", "training"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["name", "kind", "check", "statistical", "x"]), inner,
+                      max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_FULL_PATHS), _junk), min_size=1, max_size=3))
+def test_damaged_pipelines_raise_only_pipeline_file_errors(
+    edits: list[tuple[tuple[object, ...], object]],
+) -> None:
+    document = copy.deepcopy(_FULL)
+    for path, junk in edits:
+        parent: Any = document
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = junk
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed this place
+    text = yaml.safe_dump(document, sort_keys=False)
+    try:
+        load_pipeline_text(text, source=SOURCE)
+    except PipelineFileError as error:
+        for issue in error.issues:
+            assert issue.line is None or 1 <= issue.line <= text.count("\n") + 1
+            assert issue.expected and issue.found and issue.fix

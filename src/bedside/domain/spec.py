@@ -240,7 +240,7 @@ class Pipeline(SpecModel):
             problems = duplicate_problems(
                 value, "name", what="stage", fix="merge the two entries into one"
             )
-            names = {_stage_name(item) for item in value}
+            names = {name for item in value if isinstance(name := _stage_name(item), str)}
             for stage in STAGE_NAMES:
                 if stage not in names:
                     problems.append(
