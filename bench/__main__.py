@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark in bench/ (each prints its figures), one after the other.
 
-    python -m bench                 # all of them, default sizes
-    python -m bench ndjson ledger   # only those whose name contains one of the words
+python -m bench                 # all of them, default sizes
+python -m bench ndjson ledger   # only those whose name contains one of the words
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def main(argv: list[str]) -> int:
         print(f"\n=== {script.stem} ===", flush=True)
         started = time.perf_counter()
         code = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
-        print(f"=== {script.stem}: exit {code}, {time.perf_counter() - started:.1f} s ===",
-              flush=True)
+        print(
+            f"=== {script.stem}: exit {code}, {time.perf_counter() - started:.1f} s ===", flush=True
+        )
         if code:
             failed.append(script.stem)
     if failed:

@@ -1,6 +1,6 @@
 """Audit ledger: append rate (one event per transaction, as the Platform writes) and verify rate.
 
-    python bench/bench_ledger.py [--events N] [--postgres URL]
+python bench/bench_ledger.py [--events N] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ def run(url: str, label: str, events: int) -> None:
     t0 = time.perf_counter()
     for i in range(events):
         with db.transaction() as conn:
-            AuditLog(conn).append(EventDraft(actor="bench", action="gate.recorded",
-                                             subject_type="version", subject_id=f"m@{i % 50}",
-                                             after={"gate": "statistical", "passed": True, "i": i}),
-                                  now=start + timedelta(seconds=i))
+            AuditLog(conn).append(
+                EventDraft(
+                    actor="bench",
+                    action="gate.recorded",
+                    subject_type="version",
+                    subject_id=f"m@{i % 50}",
+                    after={"gate": "statistical", "passed": True, "i": i},
+                ),
+                now=start + timedelta(seconds=i),
+            )
     append_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     with db.read() as conn:
@@ -36,9 +42,11 @@ def run(url: str, label: str, events: int) -> None:
         result = verify_chain(log.iter_events(), log.list_checkpoints())
     verify_s = time.perf_counter() - t0
     assert result.ok, result.describe()
-    print(f"{label:<10} append {events:>6} events, 1 per transaction: {append_s:6.2f} s = "
-          f"{events / append_s:8.0f} events/s | verify: {verify_s:5.2f} s = "
-          f"{events / verify_s:9.0f} events/s")
+    print(
+        f"{label:<10} append {events:>6} events, 1 per transaction: {append_s:6.2f} s = "
+        f"{events / append_s:8.0f} events/s | verify: {verify_s:5.2f} s = "
+        f"{events / verify_s:9.0f} events/s"
+    )
     db.dispose()
 
 

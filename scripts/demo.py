@@ -32,9 +32,16 @@ def bedside(*args: str, password: bool = False, check: bool = True) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "bedside", "--project", str(PROJECT), *args],
         input=(DEMO_PASSWORD + "\n") if password else None,
-        text=True, capture_output=True, cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-             "HOME": str(PROJECT), "COLUMNS": "120"},
+        text=True,
+        capture_output=True,
+        cwd=REPO,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "HOME": str(PROJECT),
+            "COLUMNS": "120",
+        },
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -48,15 +55,37 @@ def main() -> None:
         shutil.rmtree(PROJECT)
     print("bedside demo — the governed pipeline on embedded defaults (SQLite, local folders)")
     bedside("check", str(PIPELINE))
-    bedside("init", str(PROJECT), "--admin", "admin", "--admin-name", "Ada Admin",
-            "--pipeline", str(PIPELINE), "--password-stdin", password=True)
+    bedside(
+        "init",
+        str(PROJECT),
+        "--admin",
+        "admin",
+        "--admin-name",
+        "Ada Admin",
+        "--pipeline",
+        str(PIPELINE),
+        "--password-stdin",
+        password=True,
+    )
     pw_file = PROJECT / ".demo-password"
     pw_file.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
     pw_file.chmod(0o600)
     for username, full_name, role in TEAM:
-        bedside("user", "add", username, "--full-name", full_name, "--role", role,
-                "--new-password-file", str(pw_file), "--user", "admin", "--password-stdin",
-                password=True)
+        bedside(
+            "user",
+            "add",
+            username,
+            "--full-name",
+            full_name,
+            "--role",
+            role,
+            "--new-password-file",
+            str(pw_file),
+            "--user",
+            "admin",
+            "--password-stdin",
+            password=True,
+        )
     pw_file.unlink()
     bedside("user", "list", "--user", "admin", "--password-stdin", password=True)
     bedside("status")
@@ -65,8 +94,15 @@ def main() -> None:
     bedside("ingest", str(PROJECT / "data" / "export"), "--dest", str(PROJECT / "data" / "raw"))
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")
-    bedside("audit", "export", str(PROJECT / "audit-export"), "--user", "aud",
-            "--password-stdin", password=True)
+    bedside(
+        "audit",
+        "export",
+        str(PROJECT / "audit-export"),
+        "--user",
+        "aud",
+        "--password-stdin",
+        password=True,
+    )
     print(f"\nDemo finished. Project: {PROJECT}")
 
 

@@ -91,8 +91,12 @@ def platform(database: Database, tmp_path: Path, clock: Clock) -> Platform:
     keys = KeyRing(tmp_path / "keys")
     keys.create()
     # A cheap Argon2id cost keeps the suite fast; the production default is tested in test_security.
-    return Platform(database, keys, clock=clock,
-                    hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    return Platform(
+        database,
+        keys,
+        clock=clock,
+        hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
 
 
 @pytest.fixture

@@ -24,11 +24,14 @@ def test_environment_overrides_the_project_file(tmp_path: Path) -> None:
     assert s.sources["log_level"] == "BEDSIDE_LOG_LEVEL"
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"BEDSIDE_LOCKOUT_THRESHOLD": "five"}, "BEDSIDE_LOCKOUT_THRESHOLD .* Not a valid int"),
-    ({"BEDSIDE_LOG_JSON": "maybe"}, "Not a valid bool"),
-    ({"BEDSIDE_LOG_LEVEL": "LOUD"}, "Expected one of DEBUG"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"BEDSIDE_LOCKOUT_THRESHOLD": "five"}, "BEDSIDE_LOCKOUT_THRESHOLD .* Not a valid int"),
+        ({"BEDSIDE_LOG_JSON": "maybe"}, "Not a valid bool"),
+        ({"BEDSIDE_LOG_LEVEL": "LOUD"}, "Expected one of DEBUG"),
+    ],
+)
 def test_bad_values_name_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.load(env, home=tmp_path)
@@ -47,6 +50,5 @@ def test_broken_project_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_passwords_in_urls_are_masked(tmp_path: Path) -> None:
-    s = Settings.load({"BEDSIDE_DATABASE_URL": "postgresql+psycopg://u:s3cret@db/x"},
-                      home=tmp_path)
+    s = Settings.load({"BEDSIDE_DATABASE_URL": "postgresql+psycopg://u:s3cret@db/x"}, home=tmp_path)
     assert "s3cret" not in repr(s) and "u:***@db" in repr(s)

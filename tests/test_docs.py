@@ -18,8 +18,11 @@ def test_every_setting_is_documented(setting) -> None:  # type: ignore[no-untype
 def test_every_error_class_is_listed_with_a_unique_code() -> None:
     import bedside.errors as module
 
-    classes = {obj for obj in vars(module).values()
-               if isinstance(obj, type) and issubclass(obj, BedsideError)}
+    classes = {
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, BedsideError)
+    }
     assert classes == set(ALL_ERRORS), "add new error classes to ALL_ERRORS"
     codes = [cls.code for cls in ALL_ERRORS]
     assert len(codes) == len(set(codes)), "error codes must be unique"

@@ -36,18 +36,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-user_app = typer.Typer(help="Manage people: add, list, disable, enable, grant and revoke roles.",
-                       no_args_is_help=True)
-role_app = typer.Typer(help="Manage roles (clinical reviewer roles such as CMIO are roles of kind "
-                       "clinical_reviewer).", no_args_is_help=True)
-audit_app = typer.Typer(help="Verify, export and checkpoint the hash-chained audit ledger.",
-                        no_args_is_help=True)
+user_app = typer.Typer(
+    help="Manage people: add, list, disable, enable, grant and revoke roles.", no_args_is_help=True
+)
+role_app = typer.Typer(
+    help="Manage roles (clinical reviewer roles such as CMIO are roles of kind clinical_reviewer).",
+    no_args_is_help=True,
+)
+audit_app = typer.Typer(
+    help="Verify, export and checkpoint the hash-chained audit ledger.", no_args_is_help=True
+)
 pipeline_app = typer.Typer(help="Register pipeline files with the project.", no_args_is_help=True)
-version_app = typer.Typer(help="Register model versions and move them through the lifecycle.",
-                          no_args_is_help=True)
+version_app = typer.Typer(
+    help="Register model versions and move them through the lifecycle.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Maintain the governance database schema.", no_args_is_help=True)
-token_app = typer.Typer(help="Create and revoke API tokens for the HTTP API.",
-                        no_args_is_help=True)
+token_app = typer.Typer(help="Create and revoke API tokens for the HTTP API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(role_app, name="role")
 app.add_typer(audit_app, name="audit")
@@ -87,15 +91,33 @@ class State:
 
 state = State()
 
-ProjectOpt = Annotated[Path | None, typer.Option(
-    "--project", "-p", help="The project folder (default: BEDSIDE_HOME or the current folder).",
-    show_default=False)]
-UserOpt = Annotated[str | None, typer.Option(
-    "--user", "-u", envvar="BEDSIDE_USER", show_default=False,
-    help="Who you are (your bedside user name). Default: BEDSIDE_USER, else your login name.")]
-PasswordStdinOpt = Annotated[bool, typer.Option(
-    "--password-stdin", help="Read your password from the first line of standard input "
-    "instead of prompting (for scripts).")]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="The project folder (default: BEDSIDE_HOME or the current folder).",
+        show_default=False,
+    ),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        envvar="BEDSIDE_USER",
+        show_default=False,
+        help="Who you are (your bedside user name). Default: BEDSIDE_USER, else your login name.",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read your password from the first line of standard input "
+        "instead of prompting (for scripts).",
+    ),
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -108,9 +130,15 @@ def _version_callback(value: bool) -> None:
 def _main(
     project: ProjectOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback,
-                                          is_eager=True, help="Print the version and exit.")]
-    = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Governed MLOps for clinical prediction models."""
     state.project = project
@@ -128,8 +156,10 @@ def _read_password(prompt: str, *, stdin: bool, confirm: bool = False) -> str:
             raise InvalidInput("--password-stdin was given but standard input is empty.")
         return line.rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise InvalidInput("A password is needed and no terminal is attached; pass "
-                           "--password-stdin and send it on standard input.")
+        raise InvalidInput(
+            "A password is needed and no terminal is attached; pass "
+            "--password-stdin and send it on standard input."
+        )
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 
@@ -148,14 +178,19 @@ def _actor(platform: Any, user: str | None, password_stdin: bool) -> User:
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Folder for the new project (created if absent).")]
-    = Path("."),
+    path: Annotated[
+        Path, typer.Argument(help="Folder for the new project (created if absent).")
+    ] = Path("."),
     admin: Annotated[str, typer.Option(help="User name of the first admin.")] = "admin",
-    admin_name: Annotated[str, typer.Option(help="The admin's printed full name.")]
-    = "Administrator",
-    pipeline: Annotated[Path | None, typer.Option(
-        help="A pipeline file to register right away (its reviewer roles and model are created).")]
-    = None,
+    admin_name: Annotated[
+        str, typer.Option(help="The admin's printed full name.")
+    ] = "Administrator",
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            help="A pipeline file to register right away (creates its reviewer roles and model)."
+        ),
+    ] = None,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Create a project: config, governance database, keys, artifacts folder, first admin.
@@ -173,23 +208,30 @@ def init(
     if not config.exists():
         config.write_text(
             "# bedside project settings. Environment variables (BEDSIDE_*) override these.\n"
-            "[bedside]\n# database_url = \"postgresql+psycopg://bedside@db.example.org/bedside\"\n"
-            "log_level = \"WARNING\"\n", encoding="utf-8")
+            '[bedside]\n# database_url = "postgresql+psycopg://bedside@db.example.org/bedside"\n'
+            'log_level = "WARNING"\n',
+            encoding="utf-8",
+        )
     state.project = home
     settings = state.load_settings()
     (home / "artifacts").mkdir(exist_ok=True)
     password = _read_password(f"New password for {admin}", stdin=password_stdin, confirm=True)
-    platform = Platform(Database(settings.database_url), KeyRing(settings.keys_dir),
-                        lockout_threshold=settings.lockout_threshold)
-    user = platform.initialise(admin_username=admin, admin_full_name=admin_name,
-                               admin_password=password)
+    platform = Platform(
+        Database(settings.database_url),
+        KeyRing(settings.keys_dir),
+        lockout_threshold=settings.lockout_threshold,
+    )
+    user = platform.initialise(
+        admin_username=admin, admin_full_name=admin_name, admin_password=password
+    )
     out.print(f"Created bedside project in {home}")
     out.print(f"  database: {settings.database_url}")
     out.print(f"  keys:     {settings.keys_dir} (back this up separately; never commit it)")
     out.print(f"  admin:    {user.username} ({user.full_name})")
     if pipeline is not None:
         record, model = platform.register_pipeline(
-            user, content=_read_text(pipeline), source=str(pipeline))
+            user, content=_read_text(pipeline), source=str(pipeline)
+        )
         out.print(f"  pipeline: {record.name} {record.version} → model {model.name}")
     out.print("Next: add people with 'bedside user add', then 'bedside status'.")
 
@@ -221,12 +263,15 @@ def check(
     except PipelineFileError as exc:
         for issue in exc.issues:
             typer.echo(str(issue), err=True)
-        typer.echo(f"Error: {pipeline}: {len(exc.issues)} problem(s); the pipeline is not valid.",
-                   err=True)
+        typer.echo(
+            f"Error: {pipeline}: {len(exc.issues)} problem(s); the pipeline is not valid.", err=True
+        )
         raise typer.Exit(1) from None
     spec = loaded.spec.pipeline
-    out.print(f"{pipeline}: valid — pipeline {spec.name} {spec.version}, model "
-              f"{spec.model_name}, {len(spec.stages)} stages, sha256 {loaded.content_sha256[:12]}")
+    out.print(
+        f"{pipeline}: valid — pipeline {spec.name} {spec.version}, model "
+        f"{spec.model_name}, {len(spec.stages)} stages, sha256 {loaded.content_sha256[:12]}"
+    )
 
 
 @app.command()
@@ -246,19 +291,31 @@ def status() -> None:
             table.add_column(col)
         for row in entry.versions:
             v = row.version
-            gates = ", ".join(f"{g.gate}:{'pass' if g.passed else 'FAIL'}"
-                              for g in v.gate_results) or "-"
+            gates = (
+                ", ".join(f"{g.gate}:{'pass' if g.passed else 'FAIL'}" for g in v.gate_results)
+                or "-"
+            )
             sign = row.review.describe(v.ref) if row.review else "-"
             if row.invalid_signatures:
                 sign += f" ({len(row.invalid_signatures)} signature(s) no longer verify)"
-            table.add_row(str(v.version), v.state.value, v.created_by,
-                          v.created_at.strftime("%Y-%m-%d %H:%M"), gates, sign)
+            table.add_row(
+                str(v.version),
+                v.state.value,
+                v.created_by,
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                gates,
+                sign,
+            )
         if entry.versions:
             out.print(table)
         else:
             out.print("  no versions yet")
-    pending = [row for entry in models for row in entry.versions
-               if row.review and not row.review.is_satisfied]
+    pending = [
+        row
+        for entry in models
+        for row in entry.versions
+        if row.review and not row.review.is_satisfied
+    ]
     if pending:
         out.print("[bold]Pending approvals[/bold]")
         for row in pending:
@@ -292,10 +349,13 @@ def pipeline_register(
     """Register a pipeline file: store its exact text, create its reviewer roles and its model."""
     platform = state.platform()
     actor = _actor(platform, user, password_stdin)
-    record, model = platform.register_pipeline(actor, content=_read_text(pipeline),
-                                               source=str(pipeline))
-    out.print(f"Registered pipeline {record.name} {record.version} (sha256 {record.sha256[:12]}) "
-              f"for model {model.name}")
+    record, model = platform.register_pipeline(
+        actor, content=_read_text(pipeline), source=str(pipeline)
+    )
+    out.print(
+        f"Registered pipeline {record.name} {record.version} (sha256 {record.sha256[:12]}) "
+        f"for model {model.name}"
+    )
 
 
 @version_app.command("register")
@@ -330,11 +390,15 @@ def _transition_command(action: Action, doc: str) -> None:
 
 _transition_command(Action.VALIDATE, "Mark a candidate validated (every gate must have passed).")
 _transition_command(Action.DEPLOY_SHADOW, "Deploy an approved version as shadow.")
-_transition_command(Action.PROMOTE, "Promote a shadow version to production (after the shadow "
-                    "period, with a promotion signature unless auto_promote allows otherwise).")
+_transition_command(
+    Action.PROMOTE,
+    "Promote a shadow version to production (after the shadow "
+    "period, with a promotion signature unless auto_promote allows otherwise).",
+)
 _transition_command(Action.RETIRE, "Retire a version.")
-_transition_command(Action.REJECT, "Reject a version (needs a failed gate or a rejection "
-                    "signature).")
+_transition_command(
+    Action.REJECT, "Reject a version (needs a failed gate or a rejection signature)."
+)
 
 
 # -- signatures --------------------------------------------------------------------------------
@@ -344,11 +408,15 @@ _transition_command(Action.REJECT, "Reject a version (needs a failed gate or a r
 def sign(
     ref: Annotated[str, typer.Argument(help="The version to sign, as NAME@VERSION.")],
     meaning: Annotated[Meaning, typer.Option(help="What your signature means.")],
-    purpose: Annotated[Purpose, typer.Option(help="clinical_review (approve the version) or "
-                                             "promotion (approve it for production).")]
-    = Purpose.CLINICAL_REVIEW,
-    role: Annotated[str | None, typer.Option(help="The role you sign as (if you hold several).")]
-    = None,
+    purpose: Annotated[
+        Purpose,
+        typer.Option(
+            help="clinical_review (approve the version) or promotion (approve it for production)."
+        ),
+    ] = Purpose.CLINICAL_REVIEW,
+    role: Annotated[
+        str | None, typer.Option(help="The role you sign as (if you hold several).")
+    ] = None,
     comment: Annotated[str, typer.Option(help="A comment kept with the signature.")] = "",
     user: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -362,11 +430,14 @@ def sign(
     username = user or getpass.getuser()
     out.print(ACCOUNTABILITY_NOTICE)
     password = _read_password(f"Password for {username} (signing)", stdin=password_stdin)
-    sig = platform.sign(username, password, ref, meaning=meaning, purpose=purpose, role=role,
-                        comment=comment)
+    sig = platform.sign(
+        username, password, ref, meaning=meaning, purpose=purpose, role=role, comment=comment
+    )
     version = platform.get_version(ref)
-    out.print(f"Signed {ref}: {sig.printed_name} ({sig.role}), {sig.meaning.value}, "
-              f"{sig.signed_at.isoformat()}, record sha256 {sig.record_sha256[:16]}…")
+    out.print(
+        f"Signed {ref}: {sig.printed_name} ({sig.role}), {sig.meaning.value}, "
+        f"{sig.signed_at.isoformat()}, record sha256 {sig.record_sha256[:16]}…"
+    )
     out.print(f"{ref} is {version.state.value}")
 
 
@@ -378,9 +449,12 @@ def user_add(
     username: Annotated[str, typer.Argument(help="The new user's name (never reused).")],
     full_name: Annotated[str, typer.Option(help="Printed name shown on their signatures.")],
     role: Annotated[list[str] | None, typer.Option(help="A role to grant (repeatable).")] = None,
-    new_password_file: Annotated[Path | None, typer.Option(
-        help="Read the new user's initial password from this file instead of prompting.")]
-    = None,
+    new_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the new user's initial password from this file instead of prompting."
+        ),
+    ] = None,
     user: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
@@ -390,12 +464,14 @@ def user_add(
     if new_password_file is not None:
         new_password = _read_text(new_password_file).rstrip("\r\n")
     else:
-        new_password = _read_password(f"Initial password for {username}", stdin=False,
-                                      confirm=True)
-    created = platform.add_user(actor, username, full_name=full_name, password=new_password,
-                                roles=role or [])
-    out.print(f"Added {created.username} ({created.full_name}) roles: "
-              f"{', '.join(sorted(created.roles)) or 'none'}")
+        new_password = _read_password(f"Initial password for {username}", stdin=False, confirm=True)
+    created = platform.add_user(
+        actor, username, full_name=full_name, password=new_password, roles=role or []
+    )
+    out.print(
+        f"Added {created.username} ({created.full_name}) roles: "
+        f"{', '.join(sorted(created.roles)) or 'none'}"
+    )
 
 
 @user_app.command("list")
@@ -407,9 +483,14 @@ def user_list(user: UserOpt = None, password_stdin: PasswordStdinOpt = False) ->
     for col in ("user", "name", "roles", "active", "locked", "created (UTC)"):
         table.add_column(col)
     for u in platform.list_users(actor):
-        table.add_row(u.username, u.full_name, ", ".join(sorted(u.roles)) or "-",
-                      "yes" if u.is_active else "no", "yes" if u.is_locked else "no",
-                      u.created_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            u.username,
+            u.full_name,
+            ", ".join(sorted(u.roles)) or "-",
+            "yes" if u.is_active else "no",
+            "yes" if u.is_locked else "no",
+            u.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
 
 
@@ -509,16 +590,22 @@ def token_create(
     platform = state.platform()
     actor = _actor(platform, user, password_stdin)
     token, record = platform.create_token(actor, name=name)
-    out.print(f"Token {record.prefix}… for {actor.username} ({name}). Store it now; it is not "
-              "shown again:")
+    out.print(
+        f"Token {record.prefix}… for {actor.username} ({name}). Store it now; it is not "
+        "shown again:"
+    )
     out.print(token)
 
 
 @token_app.command("revoke")
 def token_revoke(
-    token_stdin: Annotated[bool, typer.Option(
-        "--token-stdin", help="Read the token to revoke from the line after your password on "
-        "standard input.")] = False,
+    token_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--token-stdin",
+            help="Read the token to revoke from the line after your password on standard input.",
+        ),
+    ] = False,
     user: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
@@ -535,8 +622,10 @@ def token_revoke(
 
 @audit_app.command("verify")
 def audit_verify(
-    checkpoint: Annotated[list[str] | None, typer.Option(
-        help="An extra checkpoint SEQ:HASH kept outside the database (repeatable).")] = None,
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="An extra checkpoint SEQ:HASH kept outside the database (repeatable)."),
+    ] = None,
 ) -> None:
     """Verify the ledger's hash chain and checkpoints; report the first broken link.
 
@@ -546,10 +635,18 @@ def audit_verify(
     for item in checkpoint or []:
         seq, sep, digest = item.partition(":")
         if not sep or not seq.isdigit() or len(digest) != 64:
-            raise InvalidInput(f"--checkpoint {item!r} is not SEQ:HASH (a number, ':', and the "
-                               "64-hex-digit hash printed by 'bedside audit checkpoint').")
-        extra.append(Checkpoint(seq=int(seq), hash=digest.lower(), recorded_at="command line",
-                                recorded_by="command line"))
+            raise InvalidInput(
+                f"--checkpoint {item!r} is not SEQ:HASH (a number, ':', and the "
+                "64-hex-digit hash printed by 'bedside audit checkpoint')."
+            )
+        extra.append(
+            Checkpoint(
+                seq=int(seq),
+                hash=digest.lower(),
+                recorded_at="command line",
+                recorded_by="command line",
+            )
+        )
     result = state.platform().verify_audit(extra_checkpoints=extra)
     if result.ok:
         out.print(result.describe())
@@ -615,8 +712,11 @@ def invoke(argv: list[str] | None = None) -> int:
             raise
         # Not a user mistake: a bug or an environment failure. Its text may quote data, so only
         # its type is printed; --debug shows everything.
-        typer.echo(f"Error: unexpected {type(exc).__name__}; run again with --debug for the "
-                   "traceback and report it.", err=True)
+        typer.echo(
+            f"Error: unexpected {type(exc).__name__}; run again with --debug for the "
+            "traceback and report it.",
+            err=True,
+        )
         return 2
     return 0
 

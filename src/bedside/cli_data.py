@@ -18,11 +18,18 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def progress_bar(description: str, *, unit_total: int | None = None
-                 ) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(
+    description: str, *, unit_total: int | None = None
+) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``progress(done, total)`` callback drawing a Rich bar on standard error."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=unit_total)
 
         def update(done: int, total: int) -> None:
@@ -42,14 +49,20 @@ def demo_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder for the FHIR bulk export (created).")],
     admissions: Annotated[int, typer.Option(help="Number of admissions (Encounters).")] = 5000,
     start: Annotated[str, typer.Option(help="First admission date, YYYY-MM-DD.")] = "2024-01-01",
-    end: Annotated[str, typer.Option(help="Admissions start before this date, YYYY-MM-DD.")]
-    = "2025-01-01",
+    end: Annotated[
+        str, typer.Option(help="Admissions start before this date, YYYY-MM-DD.")
+    ] = "2025-01-01",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
-    drift: Annotated[str | None, typer.Option(
-        help="A drift scenario from --drift-start: lab_assay_change, population_shift or "
-        "respiratory_pandemic.")] = None,
-    drift_start: Annotated[str | None, typer.Option(help="When the drift begins, YYYY-MM-DD.")]
-    = None,
+    drift: Annotated[
+        str | None,
+        typer.Option(
+            help="A drift scenario from --drift-start: lab_assay_change, population_shift or "
+            "respiratory_pandemic."
+        ),
+    ] = None,
+    drift_start: Annotated[
+        str | None, typer.Option(help="When the drift begins, YYYY-MM-DD.")
+    ] = None,
     drift_magnitude: Annotated[float, typer.Option(help="How strong the drift is (0–1).")] = 0.3,
 ) -> None:
     """Write a deterministic synthetic hospital as a FHIR R4 bulk export (synthetic PHI included,
@@ -61,26 +74,39 @@ def demo_data(
     if drift is not None:
         if drift_start is None:
             raise InvalidInput("--drift needs --drift-start YYYY-MM-DD (when the drift begins).")
-        scenario = DriftScenario(kind=drift, starts=_parse_date(drift_start, "--drift-start"),  # type: ignore[arg-type]
-                                 magnitude=drift_magnitude)
+        scenario = DriftScenario(
+            kind=drift,
+            starts=_parse_date(drift_start, "--drift-start"),  # type: ignore[arg-type]
+            magnitude=drift_magnitude,
+        )
     with progress_bar("generating admissions") as progress:
-        summary = generate_hospital(out_dir, admissions=admissions,
-                                    start=_parse_date(start, "--start"),
-                                    end=_parse_date(end, "--end"), seed=seed, drift=scenario,
-                                    progress=progress)
+        summary = generate_hospital(
+            out_dir,
+            admissions=admissions,
+            start=_parse_date(start, "--start"),
+            end=_parse_date(end, "--end"),
+            seed=seed,
+            drift=scenario,
+            progress=progress,
+        )
     counts = ", ".join(f"{k} {v:,}" for k, v in summary.counts.items())
-    out.print(f"Wrote {out_dir}: {counts}; sepsis prevalence {summary.sepsis_prevalence:.1%}; "
-              f"{summary.bytes_written / 1e6:.0f} MB in {summary.seconds:.1f} s")
+    out.print(
+        f"Wrote {out_dir}: {counts}; sepsis prevalence {summary.sepsis_prevalence:.1%}; "
+        f"{summary.bytes_written / 1e6:.0f} MB in {summary.seconds:.1f} s"
+    )
 
 
 def ingest(
     source: Annotated[Path, typer.Argument(help="A bulk-export folder or an .ndjson(.gz) file.")],
-    dest: Annotated[Path, typer.Option(help="Where accepted resources, the quarantine and the "
-                                       "report go.")],
-    resource_type: Annotated[list[str] | None, typer.Option(
-        "--type", help="Only these resource types (repeatable).")] = None,
-    strict: Annotated[bool, typer.Option(help="Also validate every resource against the FHIR "
-                                         "R4B models (slow).")] = False,
+    dest: Annotated[
+        Path, typer.Option(help="Where accepted resources, the quarantine and the report go.")
+    ],
+    resource_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these resource types (repeatable).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Also validate every resource against the FHIR R4B models (slow).")
+    ] = False,
 ) -> None:
     """Read FHIR NDJSON: accept good resources, quarantine bad lines (with file, line and reason),
     never stop on one bad line. Prints read = accepted + quarantined per file.
@@ -88,13 +114,18 @@ def ingest(
     from bedside.ingest.ndjson import ingest_ndjson
 
     with progress_bar("ingesting") as progress:
-        report = ingest_ndjson(source, dest, resource_types=resource_type, strict=strict,
-                               progress=progress)
+        report = ingest_ndjson(
+            source, dest, resource_types=resource_type, strict=strict, progress=progress
+        )
     for file in report.files:
-        out.print(f"  {file.name}: read {file.read:,} = accepted {file.accepted:,} + quarantined "
-                  f"{file.quarantined:,} + blank {file.blank:,} + skipped {file.skipped:,}")
-    out.print(f"Accepted {report.accepted:,} resources; quarantined {report.quarantined:,}. "
-              f"Report: {Path(dest) / 'ingest-report.json'}")
+        out.print(
+            f"  {file.name}: read {file.read:,} = accepted {file.accepted:,} + quarantined "
+            f"{file.quarantined:,} + blank {file.blank:,} + skipped {file.skipped:,}"
+        )
+    out.print(
+        f"Accepted {report.accepted:,} resources; quarantined {report.quarantined:,}. "
+        f"Report: {Path(dest) / 'ingest-report.json'}"
+    )
     if report.has_file_errors:
         typer.echo("Error: some files could not be read to the end (see the report).", err=True)
         raise typer.Exit(1)

@@ -30,8 +30,9 @@ def render_cli_reference(app: typer.Typer) -> str:
     root = typer.main.get_command(app)
     parts = [HEADER]
     for path, command in _walk(root, ["bedside"]):
-        ctx = click.Context(command, info_name=" ".join(path), terminal_width=100,
-                            max_content_width=100)
+        ctx = click.Context(
+            command, info_name=" ".join(path), terminal_width=100, max_content_width=100
+        )
         text = command.get_help(ctx).rstrip()
         level = "#" * min(len(path) + 1, 4)
         parts.append(f"{level} `{' '.join(path)}`\n\n```text\n{text}\n```\n")

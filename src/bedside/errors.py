@@ -6,10 +6,10 @@ so callers catch classes, never inspect codes::
 
     BedsideError(Exception)                       code, http_status
     ├─ ConfigError                                bad or missing setting / project
-    ├─ InvalidInput(BedsideError, ValueError)     bad request, bad record, bad argument
-    │  ├─ PipelineFileError                       the pipeline file does not validate (carries issues)
-    │  └─ ExpressionError                         a gate/trigger expression is not in the safe grammar
-    ├─ NotFound(BedsideError, LookupError)        a named thing does not exist
+    ├─ InvalidInput(BedsideError, ValueError)     bad request, record or argument
+    │  ├─ PipelineFileError                       the pipeline file is invalid (has issues)
+    │  └─ ExpressionError                         an expression outside the safe grammar
+    ├─ NotFound(BedsideError, LookupError)        a named thing is missing
     ├─ Conflict                                   the request contradicts the current state
     │  ├─ AlreadyExists
     │  └─ InvalidTransition                       a lifecycle step whose preconditions are not met

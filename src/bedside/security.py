@@ -48,8 +48,7 @@ def hash_password(password: str, *, hasher: PasswordHasher = _hasher) -> str:
     return hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str, *,
-                    hasher: PasswordHasher = _hasher) -> bool:
+def verify_password(password_hash: str, password: str, *, hasher: PasswordHasher = _hasher) -> bool:
     """Return whether ``password`` matches ``password_hash`` (constant-time inside argon2).
 
     The parameters are read from the hash itself, so hashes made with other costs still verify.

@@ -849,12 +849,16 @@ class Platform:
                     return self._promote(tx, actor, version, reason=reason)
                 if action is Action.DEPLOY_SHADOW:
                     model = tx.registry.get_model(name)
-                    busy = [v.ref for v in tx.registry.list_versions(model)
-                            if v.state is VersionState.SHADOW]
+                    busy = [
+                        v.ref
+                        for v in tx.registry.list_versions(model)
+                        if v.state is VersionState.SHADOW
+                    ]
                     if busy:
                         raise InvalidTransition(
                             f"Cannot deploy {ref} as shadow: {busy[0]} is already in shadow. "
-                            f"Promote or retire {busy[0]} first.")
+                            f"Promote or retire {busy[0]} first."
+                        )
                 return self._transition(tx, actor.username, version, action, reason=reason)
         except InvalidTransition as exc:
             self._record_refusal(actor.username, f"refused.{action.value}", "version", ref, exc)
@@ -1223,7 +1227,8 @@ def policy_from_spec(spec: Any) -> LifecyclePolicy:
     roles = tuple(review.roles)
     return LifecyclePolicy(
         required_gates=tuple(
-            name for name, gate in zip(validation.gate_names, validation.gates, strict=True)
+            name
+            for name, gate in zip(validation.gate_names, validation.gates, strict=True)
             if gate.kind != "clinical_review"
         ),
         review=lifecycle.ReviewPolicy(required_approvers=review.required_approvers, roles=roles),

@@ -43,14 +43,19 @@ def facts(state: VersionState, **kw: object) -> VersionFacts:
 
 def test_validate_needs_every_gate_result() -> None:
     with pytest.raises(InvalidTransition, match="no result recorded for gate.*fairness"):
-        plan_transition(facts(S.CANDIDATE, gate_results={"statistical": True}), Action.VALIDATE,
-                        POLICY, now=NOW)
+        plan_transition(
+            facts(S.CANDIDATE, gate_results={"statistical": True}), Action.VALIDATE, POLICY, now=NOW
+        )
 
 
 def test_validate_refuses_a_failed_gate() -> None:
     with pytest.raises(InvalidTransition, match="gate.*fairness failed"):
-        plan_transition(facts(S.CANDIDATE, gate_results={"statistical": True, "fairness": False}),
-                        Action.VALIDATE, POLICY, now=NOW)
+        plan_transition(
+            facts(S.CANDIDATE, gate_results={"statistical": True, "fairness": False}),
+            Action.VALIDATE,
+            POLICY,
+            now=NOW,
+        )
 
 
 def test_validate_with_all_gates_passed() -> None:
@@ -60,26 +65,33 @@ def test_validate_with_all_gates_passed() -> None:
 
 def test_approval_names_the_missing_role() -> None:
     one = facts(S.VALIDATED, signatures=(approve("ivan", "clinical_informaticist"),))
-    with pytest.raises(InvalidTransition,
-                       match="sepsis@3 has 1 of 2 required approvals; missing role: CMIO"):
+    with pytest.raises(
+        InvalidTransition, match="sepsis@3 has 1 of 2 required approvals; missing role: CMIO"
+    ):
         plan_transition(one, Action.APPROVE, POLICY, now=NOW)
 
 
 def test_two_approvers_of_the_same_role_do_not_cover_both_roles() -> None:
-    status = review_status((approve("carol", "CMIO"), approve("cora", "CMIO")),
-                           purpose=Purpose.CLINICAL_REVIEW, need=2,
-                           roles=("CMIO", "clinical_informaticist"))
+    status = review_status(
+        (approve("carol", "CMIO"), approve("cora", "CMIO")),
+        purpose=Purpose.CLINICAL_REVIEW,
+        need=2,
+        roles=("CMIO", "clinical_informaticist"),
+    )
     assert status.have == 2 and status.missing_roles == ("clinical_informaticist",)
     assert not status.is_satisfied
 
 
 def test_promotion_waits_for_the_shadow_period() -> None:
-    shadow = facts(S.SHADOW, shadow_started_at=NOW,
-                   signatures=(approve("carol", "CMIO", Purpose.PROMOTION),))
+    shadow = facts(
+        S.SHADOW, shadow_started_at=NOW, signatures=(approve("carol", "CMIO", Purpose.PROMOTION),)
+    )
     with pytest.raises(InvalidTransition, match="shadow period runs until"):
         plan_transition(shadow, Action.PROMOTE, POLICY, now=NOW + timedelta(days=13))
-    assert plan_transition(shadow, Action.PROMOTE, POLICY,
-                           now=NOW + timedelta(days=14)) is S.PRODUCTION
+    assert (
+        plan_transition(shadow, Action.PROMOTE, POLICY, now=NOW + timedelta(days=14))
+        is S.PRODUCTION
+    )
 
 
 def test_promotion_needs_a_human_signature_when_auto_promote_is_false() -> None:
@@ -89,8 +101,9 @@ def test_promotion_needs_a_human_signature_when_auto_promote_is_false() -> None:
 
 
 def test_auto_promote_true_promotes_on_a_passing_shadow_report_only() -> None:
-    auto = LifecyclePolicy(**{**{f: getattr(POLICY, f) for f in POLICY.__slots__},
-                              "auto_promote": True})
+    auto = LifecyclePolicy(
+        **{**{f: getattr(POLICY, f) for f in POLICY.__slots__}, "auto_promote": True}
+    )
     later = NOW + timedelta(days=15)
     passing = facts(S.SHADOW, shadow_started_at=NOW, shadow_report_passed=True)
     assert plan_transition(passing, Action.PROMOTE, auto, now=later) is S.PRODUCTION
@@ -105,8 +118,9 @@ def test_wrong_state_error_says_the_next_step() -> None:
 
 
 def test_restore_only_a_version_that_served_before() -> None:
-    never = VersionFacts(ref="sepsis@2", state=S.RETIRED,
-                         history=(S.CANDIDATE, S.VALIDATED, S.APPROVED, S.RETIRED))
+    never = VersionFacts(
+        ref="sepsis@2", state=S.RETIRED, history=(S.CANDIDATE, S.VALIDATED, S.APPROVED, S.RETIRED)
+    )
     with pytest.raises(InvalidTransition, match="never in production"):
         plan_transition(never, Action.RESTORE, POLICY, now=NOW)
 
@@ -126,14 +140,16 @@ signature_facts = st.builds(
 ALL_PASS = {"statistical": True, "fairness": True}
 # Well-formed steps along the happy path, mixed with arbitrary ones, so that generated sequences
 # do reach production (see the vacuity guard below) while random steps try every shortcut.
-happy_steps = st.sampled_from([
-    (Action.VALIDATE, ALL_PASS, GOOD_SIGNATURES, 0, None),
-    (Action.APPROVE, ALL_PASS, GOOD_SIGNATURES, 0, None),
-    (Action.DEPLOY_SHADOW, ALL_PASS, GOOD_SIGNATURES, 0, None),
-    (Action.PROMOTE, ALL_PASS, GOOD_SIGNATURES, 20, None),
-    (Action.RETIRE, ALL_PASS, GOOD_SIGNATURES, 0, None),
-    (Action.RESTORE, ALL_PASS, GOOD_SIGNATURES, 0, None),
-])
+happy_steps = st.sampled_from(
+    [
+        (Action.VALIDATE, ALL_PASS, GOOD_SIGNATURES, 0, None),
+        (Action.APPROVE, ALL_PASS, GOOD_SIGNATURES, 0, None),
+        (Action.DEPLOY_SHADOW, ALL_PASS, GOOD_SIGNATURES, 0, None),
+        (Action.PROMOTE, ALL_PASS, GOOD_SIGNATURES, 20, None),
+        (Action.RETIRE, ALL_PASS, GOOD_SIGNATURES, 0, None),
+        (Action.RESTORE, ALL_PASS, GOOD_SIGNATURES, 0, None),
+    ]
+)
 random_steps = st.tuples(
     st.sampled_from(list(Action)),
     st.dictionaries(st.sampled_from(["statistical", "fairness"]), st.booleans()),
@@ -150,9 +166,15 @@ def simulate(sequence: list[Step], policy: LifecyclePolicy) -> tuple[VersionStat
     state, history = S.CANDIDATE, (S.CANDIDATE,)
     shadow_start: datetime | None = None
     for action, gates, sigs, days, report in sequence:
-        current = VersionFacts(ref="m@1", state=state, history=history, gate_results=gates,
-                               signatures=sigs, shadow_started_at=shadow_start,
-                               shadow_report_passed=report)
+        current = VersionFacts(
+            ref="m@1",
+            state=state,
+            history=history,
+            gate_results=gates,
+            signatures=sigs,
+            shadow_started_at=shadow_start,
+            shadow_report_passed=report,
+        )
         try:
             target = plan_transition(current, action, policy, now=NOW + timedelta(days=days))
         except InvalidTransition:
@@ -164,8 +186,9 @@ def simulate(sequence: list[Step], policy: LifecyclePolicy) -> tuple[VersionStat
 
 
 def _policy(auto_promote: bool) -> LifecyclePolicy:
-    return LifecyclePolicy(**{**{f: getattr(POLICY, f) for f in POLICY.__slots__},
-                              "auto_promote": auto_promote})
+    return LifecyclePolicy(
+        **{**{f: getattr(POLICY, f) for f in POLICY.__slots__}, "auto_promote": auto_promote}
+    )
 
 
 @given(steps, st.booleans())
@@ -182,6 +205,9 @@ def test_no_sequence_reaches_production_without_validated_and_approved(
 
 def test_the_generated_sequences_do_reach_production() -> None:
     # Guards the property above against vacuity: the strategy can produce a path to production.
-    found = find(steps, lambda seq: S.PRODUCTION in simulate(seq, POLICY),
-                 settings=hsettings(max_examples=5000, database=None))
+    found = find(
+        steps,
+        lambda seq: S.PRODUCTION in simulate(seq, POLICY),
+        settings=hsettings(max_examples=5000, database=None),
+    )
     assert S.PRODUCTION in simulate(found, POLICY)

@@ -32,8 +32,13 @@ def test_data_scientists_see_metrics_not_patient_rows() -> None:
 def test_admins_manage_people_but_cannot_sign_or_deploy() -> None:
     admin = KIND_PERMISSIONS[RoleKind.ADMIN]
     assert Permission.MANAGE_USERS in admin
-    assert not admin & {Permission.SIGN_REVIEW, Permission.SIGN_RESPONSIBILITY, Permission.DEPLOY,
-                        Permission.PROMOTE, Permission.READ_PATIENT_ROWS}
+    assert not admin & {
+        Permission.SIGN_REVIEW,
+        Permission.SIGN_RESPONSIBILITY,
+        Permission.DEPLOY,
+        Permission.PROMOTE,
+        Permission.READ_PATIENT_ROWS,
+    }
 
 
 def test_user_changes_are_ledger_events(platform: Platform, team: Team) -> None:
@@ -41,8 +46,13 @@ def test_user_changes_are_ledger_events(platform: Platform, team: Team) -> None:
     platform.revoke_role(team.admin, "dana", "ml_engineer")
     platform.set_user_active(team.admin, "dana", active=False, reason="left the hospital")
     events = platform.list_audit_events(team.auditor, subject_id="dana")
-    assert [e.action for e in events] == ["user.created", "role.granted", "role.granted",
-                                          "role.revoked", "user.disabled"]
+    assert [e.action for e in events] == [
+        "user.created",
+        "role.granted",
+        "role.granted",
+        "role.revoked",
+        "user.disabled",
+    ]
     assert events[-1].reason == "left the hospital"
     assert events[2].after == {"roles": ["data_scientist", "ml_engineer"]}
 
@@ -61,11 +71,11 @@ def test_user_names_are_never_reused(platform: Platform, team: Team) -> None:
         platform.add_user(team.admin, "dana", full_name="Another Dana", password=PASSWORD)
 
 
-def test_only_admins_manage_users_and_refusals_are_recorded(platform: Platform,
-                                                            team: Team) -> None:
+def test_only_admins_manage_users_and_refusals_are_recorded(platform: Platform, team: Team) -> None:
     with pytest.raises(PermissionDenied, match="may not users.manage"):
-        platform.add_user(team.engineer, "mallory", full_name="M", password=PASSWORD,
-                          roles=["admin"])
+        platform.add_user(
+            team.engineer, "mallory", full_name="M", password=PASSWORD, roles=["admin"]
+        )
     denied = platform.list_audit_events(team.auditor, action_prefix="denied.")
     assert (denied[-1].actor, denied[-1].action) == ("eli", "denied.users.manage")
 
@@ -94,8 +104,9 @@ def test_repeated_wrong_passwords_lock_the_account(platform: Platform, team: Tea
     assert platform.authenticate("carol", PASSWORD).username == "carol"
 
 
-def test_failure_message_does_not_reveal_whether_the_user_exists(platform: Platform,
-                                                                 team: Team) -> None:
+def test_failure_message_does_not_reveal_whether_the_user_exists(
+    platform: Platform, team: Team
+) -> None:
     with pytest.raises(AuthenticationFailed) as unknown:
         platform.authenticate("nobody", "some password x")
     with pytest.raises(AuthenticationFailed) as wrong:
@@ -104,7 +115,7 @@ def test_failure_message_does_not_reveal_whether_the_user_exists(platform: Platf
 
 
 def test_api_tokens_are_stored_hashed_and_can_be_revoked(platform: Platform, team: Team) -> None:
-    token, record = platform.create_token(team.engineer, name="ci")
+    token, _record = platform.create_token(team.engineer, name="ci")
     assert platform.authenticate_token(token).username == "eli"
     with platform.database.read() as conn:
         stored = conn.execute(text("SELECT token_hash, prefix FROM api_tokens")).one()

@@ -37,10 +37,17 @@ HAPPY_PATH: list[tuple[object, ...]] = [
 random_op = st.one_of(
     st.tuples(st.just("register"), st.sampled_from(["scientist", "engineer", "cmio"])),
     st.tuples(st.just("gate"), st.sampled_from(["statistical", "fairness"]), st.booleans()),
-    st.tuples(st.just("sign"), st.sampled_from(["carol", "ivan", "cora", "dana", "eli"]),
-              st.sampled_from(list(Meaning)), st.sampled_from(list(Purpose))),
-    st.tuples(st.just("act"), st.sampled_from(list(Action)),
-              st.sampled_from(["scientist", "engineer", "cmio", "admin"])),
+    st.tuples(
+        st.just("sign"),
+        st.sampled_from(["carol", "ivan", "cora", "dana", "eli"]),
+        st.sampled_from(list(Meaning)),
+        st.sampled_from(list(Purpose)),
+    ),
+    st.tuples(
+        st.just("act"),
+        st.sampled_from(list(Action)),
+        st.sampled_from(["scientist", "engineer", "cmio", "admin"]),
+    ),
     st.tuples(st.just("wait"), st.integers(min_value=1, max_value=20)),
     st.tuples(st.just("rollback"), st.sampled_from(["engineer", "scientist"])),
 )
@@ -67,13 +74,21 @@ def fresh_model(platform: Platform, team: Team) -> str:
     name = f"sepsis-{uuid.uuid4().hex[:8]}"
     text = FOUNDING_PIPELINE.read_text(encoding="utf-8").replace(
         "  name: sepsis-prediction-pipeline\n",
-        f"  name: sepsis-prediction-pipeline\n  model_name: {name}\n", 1)
+        f"  name: sepsis-prediction-pipeline\n  model_name: {name}\n",
+        1,
+    )
     platform.register_pipeline(team.admin, content=text)
     return name
 
 
-def run(platform: Platform, team: Team, clock: Clock, ops: list[tuple[object, ...]], *,
-        model: str = MODEL) -> None:
+def run(
+    platform: Platform,
+    team: Team,
+    clock: Clock,
+    ops: list[tuple[object, ...]],
+    *,
+    model: str = MODEL,
+) -> None:
     """Attempt every operation on ``model``; refusals are expected and ignored."""
     latest: str | None = None
     for op in ops:
@@ -87,11 +102,17 @@ def run(platform: Platform, team: Team, clock: Clock, ops: list[tuple[object, ..
             elif latest is None:
                 continue
             elif op[0] == "gate":
-                platform.record_gate_result(team.scientist, latest, gate=str(op[1]),
-                                            passed=bool(op[2]))
+                platform.record_gate_result(
+                    team.scientist, latest, gate=str(op[1]), passed=bool(op[2])
+                )
             elif op[0] == "sign":
-                platform.sign(str(op[1]), PASSWORD, latest, meaning=op[2],  # type: ignore[arg-type]
-                              purpose=op[3])  # type: ignore[arg-type]
+                platform.sign(
+                    str(op[1]),
+                    PASSWORD,
+                    latest,
+                    meaning=op[2],  # type: ignore[arg-type]
+                    purpose=op[3],
+                )  # type: ignore[arg-type]
             elif op[0] == "act":
                 platform.transition(getattr(team, str(op[2])), latest, op[1])  # type: ignore[arg-type]
         except BedsideError:
@@ -103,8 +124,11 @@ def test_the_happy_path_reaches_production(platform: Platform, team: Team, clock
     assert platform.get_version(f"{MODEL}@1").state is S.PRODUCTION
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=operations())
 def test_no_operation_sequence_reaches_production_unvalidated_or_unapproved(
     platform: Platform, team: Team, clock: Clock, ops: list[tuple[object, ...]]
@@ -153,7 +177,9 @@ def test_full_path_promotion_retires_the_old_version_and_rollback_restores_it(
     assert platform.get_version(second).state is S.RETIRED
     events = platform.list_audit_events(team.auditor, action_prefix="version.")
     assert [(e.action, e.subject_id) for e in events[-2:]] == [
-        ("version.retire", second), ("version.restore", first)]
+        ("version.retire", second),
+        ("version.restore", first),
+    ]
     assert "alert rate doubled overnight" in events[-1].reason
 
 
@@ -200,8 +226,9 @@ def test_a_second_shadow_is_refused(platform: Platform, team: Team) -> None:
 def test_failed_gate_lets_a_candidate_be_rejected_only(platform: Platform, team: Team) -> None:
     ref = platform.register_version(team.scientist, MODEL).ref
     platform.record_gate_result(team.scientist, ref, gate="statistical", passed=True)
-    platform.record_gate_result(team.scientist, ref, gate="fairness", passed=False,
-                                details={"max_disparity": 0.09})
+    platform.record_gate_result(
+        team.scientist, ref, gate="fairness", passed=False, details={"max_disparity": 0.09}
+    )
     with pytest.raises(InvalidTransition, match="fairness failed"):
         platform.transition(team.engineer, ref, Action.VALIDATE)
     assert platform.transition(team.engineer, ref, Action.REJECT).state is S.REJECTED

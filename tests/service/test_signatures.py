@@ -1,6 +1,6 @@
 """E-signature rules (21 CFR Part 11) through the Platform, on every backend.
 
-Each refusal must be a clear error naming the rule, and must be recorded in the ledger as an attempt.
+Each refusal must be a clear error naming the rule, and be recorded in the ledger as an attempt.
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ from tests.support import PASSWORD, Team
 MODEL = "sepsis-prediction"
 
 
-def validated_version(platform: Platform, team: Team, *, trainer: str = "scientist"
-                      ) -> ModelVersion:
+def validated_version(
+    platform: Platform, team: Team, *, trainer: str = "scientist"
+) -> ModelVersion:
     who = getattr(team, trainer)
-    version = platform.register_version(who, MODEL, run_id="run-1",
-                                        evidence={"auroc": 0.91, "threshold": 0.3})
+    version = platform.register_version(
+        who, MODEL, run_id="run-1", evidence={"auroc": 0.91, "threshold": 0.3}
+    )
     for gate in ("statistical", "fairness"):
-        platform.record_gate_result(team.scientist, version.ref, gate=gate, passed=True,
-                                    details={"checked": gate})
+        platform.record_gate_result(
+            team.scientist, version.ref, gate=gate, passed=True, details={"checked": gate}
+        )
     from bedside.domain.lifecycle import Action
 
     return platform.transition(team.engineer, version.ref, Action.VALIDATE)
@@ -36,13 +39,17 @@ def refusals(platform: Platform, team: Team) -> list[dict[str, object]]:
     return [e.after or {} for e in events]
 
 
-def test_two_reviewers_approve_and_the_version_becomes_approved(platform: Platform,
-                                                                team: Team) -> None:
+def test_two_reviewers_approve_and_the_version_becomes_approved(
+    platform: Platform, team: Team
+) -> None:
     v = validated_version(platform, team)
     first = platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED)
     assert platform.get_version(v.ref).state is VersionState.VALIDATED
-    assert (first.printed_name, first.role, first.meaning) == ("Dr Carol Chief", "CMIO",
-                                                               Meaning.APPROVED)
+    assert (first.printed_name, first.role, first.meaning) == (
+        "Dr Carol Chief",
+        "CMIO",
+        Meaning.APPROVED,
+    )
     platform.sign("ivan", PASSWORD, v.ref, meaning=Meaning.APPROVED)
     assert platform.get_version(v.ref).state is VersionState.APPROVED
     assert all(problem is None for _, problem in platform.verify_signatures(v.ref))
@@ -84,8 +91,9 @@ def test_the_same_person_cannot_sign_twice(platform: Platform, team: Team) -> No
 
 
 @pytest.mark.parametrize("who", ["dana", "eli", "aud", "admin"])
-def test_people_without_a_reviewer_role_cannot_approve(platform: Platform, team: Team,
-                                                       who: str) -> None:
+def test_people_without_a_reviewer_role_cannot_approve(
+    platform: Platform, team: Team, who: str
+) -> None:
     v = validated_version(platform, team)
     with pytest.raises(SignatureRefused, match="may not sign|none of the roles"):
         platform.sign(who, PASSWORD, v.ref, meaning=Meaning.APPROVED)
@@ -101,8 +109,9 @@ def test_a_role_not_named_by_the_pipeline_cannot_approve(platform: Platform, tea
     assert refusals(platform, team)[-1]["rule"] == "wrong_role"
 
 
-def test_a_signature_copied_to_another_record_fails_verification(platform: Platform,
-                                                                 team: Team) -> None:
+def test_a_signature_copied_to_another_record_fails_verification(
+    platform: Platform, team: Team
+) -> None:
     v1 = validated_version(platform, team)
     v2 = validated_version(platform, team)
     platform.sign("carol", PASSWORD, v1.ref, meaning=Meaning.APPROVED)
@@ -110,7 +119,7 @@ def test_a_signature_copied_to_another_record_fails_verification(platform: Platf
         row = conn.execute(select(signatures)).mappings().one()
         copied = {k: v for k, v in row.items() if k != "id"} | {"version_id": v2.id}
         conn.execute(insert(signatures).values(**copied))
-    (sig, problem), = platform.verify_signatures(v2.ref)
+    ((_sig, problem),) = platform.verify_signatures(v2.ref)
     assert problem is not None and "does not match its seal" in problem
     # The copy does not count: one more real approval is not enough to approve v2.
     platform.sign("ivan", PASSWORD, v2.ref, meaning=Meaning.APPROVED)
@@ -121,13 +130,14 @@ def test_a_signature_copied_to_another_record_fails_verification(platform: Platf
     assert pending.review.missing_roles == ("CMIO",)
 
 
-def test_a_record_changed_after_signing_invalidates_the_signature(platform: Platform,
-                                                                  team: Team) -> None:
+def test_a_record_changed_after_signing_invalidates_the_signature(
+    platform: Platform, team: Team
+) -> None:
     v = validated_version(platform, team)
     platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED)
     with platform.database.transaction() as conn:
         ModelRegistry(conn).set_evidence(v, {**v.evidence, "threshold": 0.05})
-    (sig, problem), = platform.verify_signatures(v.ref)
+    ((_sig, problem),) = platform.verify_signatures(v.ref)
     assert problem is not None and "different record" in problem
     platform.sign("ivan", PASSWORD, v.ref, meaning=Meaning.APPROVED)
     assert platform.get_version(v.ref).state is VersionState.VALIDATED
@@ -135,8 +145,13 @@ def test_a_record_changed_after_signing_invalidates_the_signature(platform: Plat
 
 def test_a_rejection_signature_rejects_the_version(platform: Platform, team: Team) -> None:
     v = validated_version(platform, team)
-    sig = platform.sign("ivan", PASSWORD, v.ref, meaning=Meaning.REJECTED,
-                        comment="calibration poor in the over-80s")
+    sig = platform.sign(
+        "ivan",
+        PASSWORD,
+        v.ref,
+        meaning=Meaning.REJECTED,
+        comment="calibration poor in the over-80s",
+    )
     assert sig.meaning is Meaning.REJECTED
     assert platform.get_version(v.ref).state is VersionState.REJECTED
 
@@ -151,5 +166,4 @@ def test_signing_a_version_not_under_review_is_refused(platform: Platform, team:
 def test_promotion_signature_is_separate_from_review(platform: Platform, team: Team) -> None:
     v = validated_version(platform, team)
     with pytest.raises(SignatureRefused, match="needs it to be 'shadow'"):
-        platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED,
-                      purpose=Purpose.PROMOTION)
+        platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION)

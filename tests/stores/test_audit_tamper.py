@@ -129,8 +129,9 @@ def _tamper(conn: Connection, kind: str, rng: random.Random) -> set[int]:
         conn.execute(
             text(
                 "INSERT INTO audit_events (seq, occurred_at, actor, action, subject_type, "
-                "subject_id, before, after, reason, prev_hash, hash) VALUES (:seq, :occurred_at, :actor, "
-                ":action, :subject_type, :subject_id, NULL, :after, :reason, :prev_hash, :hash)"
+                "subject_id, before, after, reason, prev_hash, hash) VALUES (:seq, "
+                ":occurred_at, :actor, :action, :subject_type, :subject_id, NULL, :after, "
+                ":reason, :prev_hash, :hash)"
             ),
             {
                 "seq": forged.seq,

@@ -2,8 +2,8 @@
 
 One code path serves SQLite (the embedded default, WAL mode) and PostgreSQL (production, psycopg 3).
 Every write happens inside :meth:`Database.transaction`; on SQLite it starts with
-``BEGIN IMMEDIATE`` so writers are serialised and the audit ledger's chain cannot fork; on PostgreSQL the ledger takes a
-transaction-scoped advisory lock before appending.
+``BEGIN IMMEDIATE`` so writers are serialised and the audit ledger's chain cannot fork; on
+PostgreSQL the ledger takes a transaction-scoped advisory lock before appending.
 """
 
 from __future__ import annotations
