@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+import typer.exceptions
 from rich.console import Console
 from rich.table import Table
 
@@ -269,9 +269,16 @@ def check(
         raise typer.Exit(1) from None
     spec = loaded.spec.pipeline
     out.print(
-        f"{pipeline}: valid — pipeline {spec.name} {spec.version}, model "
-        f"{spec.model_name}, {len(spec.stages)} stages, sha256 {loaded.content_sha256[:12]}"
+        f"{pipeline}: valid — pipeline {spec.name} {spec.version}, model {spec.model_name}, "
+        f"{len(spec.stages)} stages, sha256 {loaded.content_sha256[:12]}"
     )
+    missing = loaded.spec.missing_for_run()
+    if missing:
+        out.print(
+            "It is a valid governance file; to prepare data and train, also add: "
+            + ", ".join(missing)
+            + " (see docs/pipeline.md and examples/sepsis/pipeline.full.yaml)."
+        )
 
 
 @app.command()
@@ -694,14 +701,18 @@ def invoke(argv: list[str] | None = None) -> int:
         returned = command.main(args=args, prog_name="bedside", standalone_mode=False)
         if isinstance(returned, int):
             return returned
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("Aborted.", err=True)
         return 130
+    except typer.exceptions.TyperException as exc:
+        # Usage errors (missing argument, unknown option): click's own message and usage line.
+        show = getattr(exc, "show", None)
+        if show is None:  # pragma: no cover - every usage error of typer's click has show()
+            raise
+        show()
+        return int(getattr(exc, "exit_code", 2))
     except BedsideError as exc:
         if debug:
             raise

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from bedside.errors import InvalidInput
+from bedside.ingest.synthetic.model import DriftKind
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -54,11 +55,7 @@ def demo_data(
     ] = "2025-01-01",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     drift: Annotated[
-        str | None,
-        typer.Option(
-            help="A drift scenario from --drift-start: lab_assay_change, population_shift or "
-            "respiratory_pandemic."
-        ),
+        DriftKind | None, typer.Option(help="A drift scenario, starting at --drift-start.")
     ] = None,
     drift_start: Annotated[
         str | None, typer.Option(help="When the drift begins, YYYY-MM-DD.")
@@ -76,7 +73,7 @@ def demo_data(
             raise InvalidInput("--drift needs --drift-start YYYY-MM-DD (when the drift begins).")
         scenario = DriftScenario(
             kind=drift,
-            starts=_parse_date(drift_start, "--drift-start"),  # type: ignore[arg-type]
+            starts=_parse_date(drift_start, "--drift-start"),
             magnitude=drift_magnitude,
         )
     with progress_bar("generating admissions") as progress:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 
 HEADER = """# CLI reference
@@ -15,11 +16,13 @@ line (`Error: …`) on standard error and exit non-zero; `--debug` shows the tra
 """
 
 
-def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+def _walk(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
+    # Typer ships its own copy of click, so commands are duck-typed rather than imported.
     found = [(path, command)]
-    if isinstance(command, click.Group):
-        for name in sorted(command.list_commands(click.Context(command))):
-            sub = command.get_command(click.Context(command), name)
+    if hasattr(command, "list_commands"):
+        ctx = command.context_class(command)
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
                 found.extend(_walk(sub, [*path, name]))
     return found
@@ -30,7 +33,7 @@ def render_cli_reference(app: typer.Typer) -> str:
     root = typer.main.get_command(app)
     parts = [HEADER]
     for path, command in _walk(root, ["bedside"]):
-        ctx = click.Context(
+        ctx = command.context_class(
             command, info_name=" ".join(path), terminal_width=100, max_content_width=100
         )
         text = command.get_help(ctx).rstrip()

@@ -302,3 +302,36 @@ def test_demo_data_rejects_a_bad_date(
         monkeypatch, capsys, "demo-data", str(tmp_path / "x"), "--start", "2024-13-01"
     )
     assert code == 1 and "--start '2024-13-01' is not a date" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["user", "add"], "Missing argument"),
+        (["--bogus"], "No such option: --bogus"),
+        (["sign", "m@1", "--meaning", "maybe"], "Invalid value for '--meaning'"),
+    ],
+)
+def test_usage_errors_show_usage_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 2
+    assert message in err and "Usage:" in err and "Traceback" not in err
+
+
+def test_cli_reference_documents_every_subcommand() -> None:
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    for command in (
+        "bedside user add",
+        "bedside audit verify",
+        "bedside audit export",
+        "bedside init",
+        "bedside check",
+        "bedside status",
+        "bedside sign",
+    ):
+        assert f"`{command}`" in text

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from bedside.domain.models import ApiToken, Role, User
@@ -19,6 +20,12 @@ from bedside.stores.tables import (
     user_roles,
     users,
 )
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has a primary key
+    return int(key[0])
 
 
 class Accounts:
@@ -72,7 +79,7 @@ class Accounts:
             raise AlreadyExists(
                 f"User {username!r} already exists. User names are never reused (21 CFR 11.100(a))."
             ) from None
-        user_id = result.inserted_primary_key[0]
+        user_id = _new_id(result)
         return User(
             id=user_id,
             username=username,
@@ -131,7 +138,7 @@ class Accounts:
             )
         )
         return ApiToken(
-            id=result.inserted_primary_key[0],
+            id=_new_id(result),
             username=user.username,
             name=name,
             prefix=prefix,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from bedside.domain.canonical import canonical_json
@@ -35,6 +35,12 @@ from bedside.stores.tables import (
     to_version,
     utc,
 )
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has a primary key
+    return int(key[0])
 
 
 class ModelRegistry:
@@ -93,7 +99,7 @@ class ModelRegistry:
         except DbIntegrityError:
             raise AlreadyExists(f"A model named {name!r} is already registered.") from None
         return RegisteredModel(
-            id=result.inserted_primary_key[0],
+            id=_new_id(result),
             name=name,
             description=description,
             created_at=now,
@@ -166,7 +172,7 @@ class ModelRegistry:
             )
         )
         return ModelVersion(
-            id=result.inserted_primary_key[0],
+            id=_new_id(result),
             model_name=model.name,
             version=number,
             state=VersionState.CANDIDATE,
@@ -324,7 +330,7 @@ class ModelRegistry:
                 f"User {username!r} already signed {version.ref} for {purpose.value}."
             ) from None
         return Signature(
-            id=result.inserted_primary_key[0],
+            id=_new_id(result),
             model_name=version.model_name,
             version=version.version,
             purpose=purpose,
