@@ -1,7 +1,11 @@
 # bedside — two commands do all set-up on a fresh machine: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the uv module of $(PYTHON) (installed with pip on first use).
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(strip $(UV)),)
+UV := $(PYTHON) -m uv
+endif
 VENV := .venv
 STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -10,12 +14,12 @@ export DO_NOT_TRACK := true
 
 .PHONY: demo test bench lint format env docs clean
 
-$(UV):
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
-
-# The environment is the committed lock file, exactly (`--locked` fails if pyproject.toml and uv.lock disagree).
-$(STAMP): pyproject.toml uv.lock | $(UV)
-	@UV=$$(command -v uv || echo $(UV)); $$UV sync --locked --all-extras --python $(PYTHON) --quiet
+# The environment is the committed lock file, exactly (`--locked` fails if pyproject.toml and
+# uv.lock disagree).
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+		|| $(PYTHON) -m pip install --quiet --user uv
+	$(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 	@touch $(STAMP)
 
 env: $(STAMP)
@@ -32,6 +36,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy src
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench scripts
