@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ def hash_token(token: str) -> str:
 
 
 SIGNING_KEY_FILE = "signing.key"
+RETIRED_FOLDER = "retired"
+#: Data key ids: ``k`` and a number, as in ``data-k1.key``.
+DATA_KEY_ID = re.compile(r"k[1-9][0-9]{0,8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,82 @@ class KeyRing:
     def data_key(self, key_id: str) -> bytes:
         """Return the AES-256 data key with id ``key_id``."""
         return self._read(f"data-{key_id}.key")
+
+    def data_key_ids(self) -> list[str]:
+        """Return the ids of the data keys in the folder, oldest first (``k1``, ``k2``, …)."""
+        if not self.folder.is_dir():
+            return []
+        ids = []
+        for path in self.folder.glob("data-k*.key"):
+            key_id = path.name[len("data-") : -len(".key")]
+            if DATA_KEY_ID.fullmatch(key_id):
+                ids.append(key_id)
+        return sorted(ids, key=lambda key_id: int(key_id[1:]))
+
+    def has_data_key(self, key_id: str) -> bool:
+        """Return whether a data key with id ``key_id`` is in the folder."""
+        return (
+            bool(DATA_KEY_ID.fullmatch(key_id)) and (self.folder / f"data-{key_id}.key").is_file()
+        )
+
+    def current_data_key_id(self) -> str:
+        """Return the id of the newest data key: the one new data is encrypted with.
+
+        Raises:
+            ConfigError: the folder holds no data key.
+        """
+        ids = self.data_key_ids()
+        if not ids:
+            raise ConfigError(
+                f"No data key (data-k<N>.key) in {self.folder}. Restore the keys folder from "
+                "your key backup, or run 'bedside init' for a new project."
+            )
+        return ids[-1]
+
+    def create_data_key(self) -> str:
+        """Create the next data key (``k<N+1>``) for key rotation; return its id.
+
+        New data is encrypted with the newest key; data encrypted with older keys stays readable
+        until it is re-wrapped (``bedside.stores.crypto.rewrap``) and the old key is retired.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, stat.S_IRWXU)
+        ids = self.data_key_ids()
+        retired = [
+            p.name[len("data-") : -len(".key")]
+            for p in (self.folder / RETIRED_FOLDER).glob("data-k*.key")
+        ]
+        numbers = [int(i[1:]) for i in [*ids, *retired] if DATA_KEY_ID.fullmatch(i)]
+        key_id = f"k{max(numbers, default=0) + 1}"
+        _write_secret(self.folder / f"data-{key_id}.key", secrets.token_bytes(32))
+        return key_id
+
+    def retire_data_key(self, key_id: str) -> Path:
+        """Move data key ``key_id`` out of use, into ``keys/retired/``; return its new path.
+
+        Anything still encrypted with it can no longer be read until the file is moved back, so
+        re-wrap first. The newest key cannot be retired: create a new one first. Destroying the
+        retired file (crypto-shredding) is a deliberate, separate act.
+
+        Raises:
+            InvalidInput: ``key_id`` is not a data key id, or it is the newest key.
+            ConfigError: there is no such key.
+        """
+        if not DATA_KEY_ID.fullmatch(key_id):
+            raise InvalidInput(f"{key_id!r} is not a data key id; expected k1, k2, …")
+        if not self.has_data_key(key_id):
+            raise ConfigError(f"There is no data key {key_id!r} in {self.folder}.")
+        if key_id == self.current_data_key_id():
+            raise InvalidInput(
+                f"Data key {key_id!r} is the newest key, used for new data; it cannot be retired. "
+                "Create a new data key first, re-wrap, then retire this one."
+            )
+        retired = self.folder / RETIRED_FOLDER
+        retired.mkdir(exist_ok=True)
+        os.chmod(retired, stat.S_IRWXU)
+        target = retired / f"data-{key_id}.key"
+        os.replace(self.folder / f"data-{key_id}.key", target)
+        return target
 
     def _read(self, name: str) -> bytes:
         path = self.folder / name
