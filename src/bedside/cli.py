@@ -173,6 +173,12 @@ def _actor(platform: Any, user: str | None, password_stdin: bool) -> User:
     return platform.authenticate(username, password)  # type: ignore[no-any-return]
 
 
+def _session(user: str | None, password_stdin: bool) -> tuple[Any, User]:
+    """Open the project and authenticate the person running the command."""
+    platform = state.platform()
+    return platform, _actor(platform, user, password_stdin)
+
+
 # -- init / check / status ---------------------------------------------------------------------
 
 
@@ -354,8 +360,7 @@ def pipeline_register(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Register a pipeline file: store its exact text, create its reviewer roles and its model."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     record, model = platform.register_pipeline(
         actor, content=_read_text(pipeline), source=str(pipeline)
     )
@@ -373,8 +378,7 @@ def version_register(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Register a trained version of MODEL as a candidate (the trainer is you)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     version = platform.register_version(actor, model, run_id=run_id)
     out.print(f"Registered {version.ref} (candidate)")
 
@@ -386,8 +390,7 @@ def _transition_command(action: Action, doc: str) -> None:
         user: UserOpt = None,
         password_stdin: PasswordStdinOpt = False,
     ) -> None:
-        platform = state.platform()
-        actor = _actor(platform, user, password_stdin)
+        platform, actor = _session(user, password_stdin)
         version = platform.transition(actor, ref, action, reason=reason)
         out.print(f"{version.ref} is now {version.state.value}")
 
@@ -466,8 +469,7 @@ def user_add(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Add a user (admins only). Their initial password is prompted twice or read from a file."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     if new_password_file is not None:
         new_password = _read_text(new_password_file).rstrip("\r\n")
     else:
@@ -484,8 +486,7 @@ def user_add(
 @user_app.command("list")
 def user_list(user: UserOpt = None, password_stdin: PasswordStdinOpt = False) -> None:
     """List users, their roles and whether they are active (admins only)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     table = Table(show_header=True, header_style="bold")
     for col in ("user", "name", "roles", "active", "locked", "created (UTC)"):
         table.add_column(col)
@@ -509,8 +510,7 @@ def user_disable(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Disable a user (users are never deleted; their signatures stay valid)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     platform.set_user_active(actor, username, active=False, reason=reason)
     out.print(f"Disabled {username}")
 
@@ -523,8 +523,7 @@ def user_enable(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Re-enable a disabled or locked user."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     platform.set_user_active(actor, username, active=True, reason=reason)
     out.print(f"Enabled {username}")
 
@@ -537,8 +536,7 @@ def user_grant(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Grant a role to a user (admins only)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     updated = platform.grant_role(actor, username, role)
     out.print(f"{updated.username} now holds: {', '.join(sorted(updated.roles))}")
 
@@ -551,8 +549,7 @@ def user_revoke(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Revoke a role from a user (admins only)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     updated = platform.revoke_role(actor, username, role)
     out.print(f"{updated.username} now holds: {', '.join(sorted(updated.roles)) or 'none'}")
 
@@ -566,8 +563,7 @@ def role_add(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Add a role of a built-in kind (admins only)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     role = platform.add_role(actor, name, kind=kind, description=description)
     out.print(f"Added role {role.name} (kind {role.kind})")
 
@@ -594,8 +590,7 @@ def token_create(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Create an API token for yourself. It is shown once; only its hash is stored."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     token, record = platform.create_token(actor, name=name)
     out.print(
         f"Token {record.prefix}… for {actor.username} ({name}). Store it now; it is not "
@@ -617,8 +612,7 @@ def token_revoke(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Revoke an API token (yours, or anyone's if you are an admin), e.g. when it may be lost."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     token = _read_password("Token to revoke", stdin=token_stdin or password_stdin)
     platform.revoke_token(actor, token)
     out.print("Token revoked.")
@@ -669,8 +663,7 @@ def audit_export(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Export the whole ledger as JSON Lines and CSV for inspectors (auditors, admins)."""
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     paths = platform.export_audit(actor, folder)
     out.print(f"Wrote {paths['jsonl']} and {paths['csv']}")
 
@@ -682,8 +675,7 @@ def audit_checkpoint(user: UserOpt = None, password_stdin: PasswordStdinOpt = Fa
     Truncating the ledger's tail can only be detected against a checkpoint: record one regularly
     and keep its SEQ:HASH outside the database (a ticket, an e-mail, paper).
     """
-    platform = state.platform()
-    actor = _actor(platform, user, password_stdin)
+    platform, actor = _session(user, password_stdin)
     cp = platform.checkpoint_audit(actor)
     out.print(f"{cp.seq}:{cp.hash}")
 

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -1006,31 +1006,23 @@ class Platform:
                     eligible_roles=eligible,
                     existing=existing,
                 )
-                signed_at = self.now()
                 digest = record_sha256(version, purpose)
-                sig = tx.registry.add_signature(
-                    version,
+                draft = Signature(
+                    id=0,
+                    model_name=version.model_name,
+                    version=version.version,
                     purpose=purpose,
                     username=signer.username,
                     printed_name=signer.full_name,
                     role=chosen,
                     meaning=meaning,
-                    signed_at=signed_at,
+                    signed_at=self.now(),
                     record_sha256=digest,
+                    signature_hmac="",
                     comment=comment,
-                    signature_hmac=seal(
-                        self.keys.signing_key(),
-                        model_name=version.model_name,
-                        version=version.version,
-                        purpose=purpose,
-                        username=signer.username,
-                        printed_name=signer.full_name,
-                        role=chosen,
-                        meaning=meaning,
-                        signed_at=signed_at,
-                        record_sha256=digest,
-                        comment=comment,
-                    ),
+                )
+                sig = tx.registry.add_signature(
+                    version, replace(draft, signature_hmac=seal(self.keys.signing_key(), draft))
                 )
                 self._event(
                     tx,
@@ -1043,7 +1035,7 @@ class Platform:
                         "meaning": meaning.value,
                         "role": chosen,
                         "printed_name": signer.full_name,
-                        "signed_at": signed_at.isoformat(),
+                        "signed_at": sig.signed_at.isoformat(),
                         "record_sha256": digest,
                     },
                     reason=comment,

@@ -9,7 +9,6 @@ signature copied to another record, or a record changed after signing, fails ver
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from bedside.domain.canonical import hmac_sha256_hex, sha256_hex
@@ -53,62 +52,22 @@ def record_sha256(version: ModelVersion, purpose: Purpose) -> str:
     return sha256_hex(signing_record(version, purpose))
 
 
-def _seal_payload(
-    *,
-    model_name: str,
-    version: int,
-    purpose: Purpose,
-    username: str,
-    printed_name: str,
-    role: str,
-    meaning: Meaning,
-    signed_at: datetime,
-    record_sha256: str,
-    comment: str,
-) -> dict[str, Any]:
-    return {
-        "model": model_name,
-        "version": version,
-        "purpose": purpose.value,
-        "username": username,
-        "printed_name": printed_name,
-        "role": role,
-        "meaning": meaning.value,
-        "signed_at": signed_at.isoformat(),
-        "record_sha256": record_sha256,
-        "comment": comment,
-    }
-
-
-def seal(
-    key: bytes,
-    *,
-    model_name: str,
-    version: int,
-    purpose: Purpose,
-    username: str,
-    printed_name: str,
-    role: str,
-    meaning: Meaning,
-    signed_at: datetime,
-    record_sha256: str,
-    comment: str = "",
-) -> str:
-    """Return the HMAC-SHA256 seal of a signature's fields under the project signing key."""
+def seal(key: bytes, signature: Signature) -> str:
+    """Return the HMAC-SHA256 seal over every field of ``signature`` but its id and seal."""
     return hmac_sha256_hex(
         key,
-        _seal_payload(
-            model_name=model_name,
-            version=version,
-            purpose=purpose,
-            username=username,
-            printed_name=printed_name,
-            role=role,
-            meaning=meaning,
-            signed_at=signed_at,
-            record_sha256=record_sha256,
-            comment=comment,
-        ),
+        {
+            "model": signature.model_name,
+            "version": signature.version,
+            "purpose": signature.purpose.value,
+            "username": signature.username,
+            "printed_name": signature.printed_name,
+            "role": signature.role,
+            "meaning": signature.meaning.value,
+            "signed_at": signature.signed_at.isoformat(),
+            "record_sha256": signature.record_sha256,
+            "comment": signature.comment,
+        },
     )
 
 
@@ -123,19 +82,7 @@ def verify_signature(key: bytes, signature: Signature, version: ModelVersion) ->
             f"signature #{signature.id} belongs to {signature.model_name}@{signature.version}, "
             f"not {version.ref}"
         )
-    expected_seal = seal(
-        key,
-        model_name=signature.model_name,
-        version=signature.version,
-        purpose=signature.purpose,
-        username=signature.username,
-        printed_name=signature.printed_name,
-        role=signature.role,
-        meaning=signature.meaning,
-        signed_at=signature.signed_at,
-        record_sha256=signature.record_sha256,
-        comment=signature.comment,
-    )
+    expected_seal = seal(key, signature)
     if expected_seal != signature.signature_hmac:
         return (
             f"signature #{signature.id} does not match its seal (it was altered, copied or forged)"

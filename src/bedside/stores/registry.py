@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +14,8 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from bedside.domain.canonical import canonical_json
 from bedside.domain.models import (
     GateResult,
-    Meaning,
     ModelVersion,
     PipelineRecord,
-    Purpose,
     RegisteredModel,
     Signature,
     VersionState,
@@ -295,54 +294,30 @@ class ModelRegistry:
 
     # -- signatures ----------------------------------------------------------------------------
 
-    def add_signature(
-        self,
-        version: ModelVersion,
-        *,
-        purpose: Purpose,
-        username: str,
-        printed_name: str,
-        role: str,
-        meaning: Meaning,
-        signed_at: datetime,
-        record_sha256: str,
-        signature_hmac: str,
-        comment: str,
-    ) -> Signature:
+    def add_signature(self, version: ModelVersion, signature: Signature) -> Signature:
+        """Store a sealed signature on ``version``; return it with its id."""
         try:
             with self._conn.begin_nested():
                 result = self._conn.execute(
                     insert(signatures).values(
                         version_id=version.id,
-                        purpose=purpose.value,
-                        username=username,
-                        printed_name=printed_name,
-                        role=role,
-                        meaning=meaning.value,
-                        signed_at=signed_at,
-                        record_sha256=record_sha256,
-                        signature_hmac=signature_hmac,
-                        comment=comment,
+                        purpose=signature.purpose.value,
+                        username=signature.username,
+                        printed_name=signature.printed_name,
+                        role=signature.role,
+                        meaning=signature.meaning.value,
+                        signed_at=signature.signed_at,
+                        record_sha256=signature.record_sha256,
+                        signature_hmac=signature.signature_hmac,
+                        comment=signature.comment,
                     )
                 )
         except DbIntegrityError:
             raise AlreadyExists(
-                f"User {username!r} already signed {version.ref} for {purpose.value}."
+                f"User {signature.username!r} already signed {version.ref} for "
+                f"{signature.purpose.value}."
             ) from None
-        return Signature(
-            id=_new_id(result),
-            model_name=version.model_name,
-            version=version.version,
-            purpose=purpose,
-            username=username,
-            printed_name=printed_name,
-            role=role,
-            meaning=meaning,
-            signed_at=signed_at,
-            record_sha256=record_sha256,
-            signature_hmac=signature_hmac,
-            comment=comment,
-        )
+        return replace(signature, id=_new_id(result))
 
     def list_signatures(self, version: ModelVersion) -> list[Signature]:
         rows = self._conn.execute(
