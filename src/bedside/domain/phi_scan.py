@@ -125,7 +125,9 @@ _VALUE_RULES: Final[tuple[tuple[PhiRule, str, re.Pattern[str], bool, float | Non
 )
 
 # Column-name hints: (normalised-name regex, category, severity). Names are normalised to
-# lower-case tokens joined by "_" (camelCase split), and matched on token boundaries.
+# lower-case tokens joined by "_" (camelCase split), and matched on token boundaries. The most
+# severe matching hint wins; among equals the first, so specific hints come before general ones
+# ("ip_address" before "address", "license_plate" before "license").
 _NAME_HINTS: Final[tuple[tuple[re.Pattern[str], str, Severity], ...]] = tuple(
     (re.compile(rf"(?:^|_)(?:{pattern})(?:_|$)"), category, severity)
     for pattern, category, severity in (
@@ -147,6 +149,12 @@ _NAME_HINTS: Final[tuple[tuple[re.Pattern[str], str, Severity], ...]] = tuple(
         (r"(?:tele)?phone(?:_?(?:number|no))?|tel|mobile|cell_?phone", "D_phone", Severity.HIGH),
         (r"fax(?:_?(?:number|no))?", "E_fax", Severity.HIGH),
         (r"e_?mail(?:_?address)?", "F_email", Severity.HIGH),
+        (r"ip_?address|ip_?addr|ipv[46]", "O_ip_addresses", Severity.HIGH),
+        (
+            r"vin|licen[cs]e_?plate|plate_?(?:number|no)|vehicle(?:_?id)?",
+            "L_vehicle_identifiers",
+            Severity.HIGH,
+        ),
         (
             r"(?:street|home|mailing)?_?address(?:_?line\d?)?|street|addr\d?|address_?\d",
             "B_geography",
@@ -177,17 +185,11 @@ _NAME_HINTS: Final[tuple[tuple[re.Pattern[str], str, Severity], ...]] = tuple(
             Severity.HIGH,
         ),
         (
-            r"vin|licen[cs]e_?plate|plate_?(?:number|no)|vehicle(?:_?id)?",
-            "L_vehicle_identifiers",
-            Severity.HIGH,
-        ),
-        (
             r"serial(?:_?(?:number|no))?|udi|device_?(?:id|serial)",
             "M_device_identifiers",
             Severity.HIGH,
         ),
         (r"url|uri|website|web_?page|homepage", "N_urls", Severity.HIGH),
-        (r"ip_?address|ip_?addr|ipv[46]", "O_ip_addresses", Severity.HIGH),
         (r"ip", "O_ip_addresses", Severity.MEDIUM),
         (
             r"finger_?print|voice_?print|biometrics?|retina_?scan|iris_?scan",
@@ -374,10 +376,13 @@ def _scan_name(name: str) -> _Found:
     normal = _normalise_name(name)
     if _ZIP3_NAME.search(normal):
         return []  # a 3-digit ZIP is what Safe Harbor keeps; its values are still checked
+    first: _Found = []
     for regex, category, severity in _NAME_HINTS:
         if regex.search(normal):
-            return [(PhiRule.COLUMN_NAME, category, severity, None)]
-    return []
+            if severity is Severity.HIGH:
+                return [(PhiRule.COLUMN_NAME, category, severity, None)]
+            first = first or [(PhiRule.COLUMN_NAME, category, severity, None)]
+    return first
 
 
 def _is_text(series: pd.Series) -> bool:
