@@ -274,6 +274,14 @@ def check(
         )
         raise typer.Exit(1) from None
     spec = loaded.spec.pipeline
+    from bedside.training import import_estimator
+
+    try:
+        import_estimator(loaded.spec.training.model.estimator)
+    except InvalidInput as exc:
+        typer.echo(f"{pipeline}: {exc.message}", err=True)
+        typer.echo(f"Error: {pipeline}: 1 problem(s); the pipeline is not valid.", err=True)
+        raise typer.Exit(1) from None
     out.print(
         f"{pipeline}: valid — pipeline {spec.name} {spec.version}, model {spec.model_name}, "
         f"{len(spec.stages)} stages, sha256 {loaded.content_sha256[:12]}"

@@ -335,3 +335,13 @@ def test_cli_reference_documents_every_subcommand() -> None:
         "bedside sign",
     ):
         assert f"`{command}`" in text
+
+
+def test_check_imports_the_estimator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    full = REPO / "examples" / "sepsis" / "pipeline.full.yaml"
+    bad = tmp_path / "p.yaml"
+    bad.write_text(full.read_text().replace("sklearn.ensemble.HistGradientBoostingClassifier",
+                                            "sklearn.ensemble.HistGradientBoostingClasifier"))
+    code, _, err = run(monkeypatch, capsys, "check", str(bad))
+    assert code == 1 and "training.model.estimator" in err and "has no" in err
