@@ -286,6 +286,7 @@ class QualityReport:
     results: tuple[CheckResult, ...]
     profiles: tuple[ColumnProfile, ...] = ()
     label_col: str | None = None
+    min_cell_size: int = 11
 
     @property
     def passed(self) -> bool:
@@ -336,6 +337,7 @@ class QualityReport:
             "version": 1,
             **self.summary(),
             "label_col": self.label_col,
+            "min_cell_size": self.min_cell_size,
             "results": [r.to_dict() for r in self.results],
             "profiles": [p.to_dict() for p in self.profiles],
         }
@@ -424,6 +426,7 @@ def assess_quality(frame: pd.DataFrame, config: QualityConfig | None = None) -> 
         results=tuple(results),
         profiles=profiles,
         label_col=config.label_col,
+        min_cell_size=config.min_cell_size,
     )
 
 
