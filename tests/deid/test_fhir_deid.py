@@ -465,3 +465,20 @@ def test_mappings_and_tuples_from_other_parsers_are_filtered_too() -> None:
     assert out["multipleBirthInteger"] == 2
     assert out["maritalStatus"] == {"coding": [{"code": "M", "display": "Married"}]}
     assert "custom" not in out
+
+
+def test_malformed_dates_are_removed_and_only_a_year_is_ever_written() -> None:
+    condition = {
+        "resourceType": "Condition",
+        "id": "c",
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": "yesterday at 5",
+        "recordedDate": "2020-01-01 Jane Roe",
+        "abatementDateTime": "2021-13",
+    }
+    year = FhirDeidentifier(YEAR_ONLY, key=KEY, as_of=AS_OF).deidentify(condition)
+    assert "onsetDateTime" not in year
+    assert year["recordedDate"] == "2020" and year["abatementDateTime"] == "2021"
+    shifted = FhirDeidentifier(SHIFTED, key=KEY, as_of=AS_OF).deidentify(condition)
+    assert "onsetDateTime" not in shifted and "recordedDate" not in shifted
+    assert b"Jane" not in orjson.dumps(year) + orjson.dumps(shifted)

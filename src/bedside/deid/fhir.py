@@ -46,7 +46,6 @@ from bedside.domain.deid import (
     earliest_date,
     pseudonym,
     shift_date_text,
-    year_of_date_text,
     zip3,
 )
 from bedside.errors import InvalidInput
@@ -154,11 +153,12 @@ class FhirDeidentifier:
         self.report = DeidReport.start(policy, self._key)
         self._restricted = policy.restricted_zip3
         self._shift_days = policy.date_shift_days
-        self._scope = ""
+        self._current: Mapping[str, Any] = {}  # the resource being de-identified
         self._offset: int | None = None
         self._offsets: dict[str, int] = {}
         self._ids: dict[str, str] = {}
         self._identifiers: dict[str, str] = {}
+        self._refs: dict[str, str | None] = {}
         self._counts: dict[tuple[Category, Action], int] = self.report.actions
         self._dispatch: dict[str, _Handler] = {
             "resourceType": self._keep,
@@ -190,6 +190,7 @@ class FhirDeidentifier:
             "meta": self._meta,
             "contained": self._contained,
             "resource": self._nested_resource,
+            "coding": self._coding,
         }
         for name in _DATE_FIELDS:
             self._dispatch[name] = self._date
@@ -212,7 +213,7 @@ class FhirDeidentifier:
         rtype = resource["resourceType"]
         records = self.report.records
         records[rtype] = records.get(rtype, 0) + 1
-        self._scope = _scope_of(resource)
+        self._current = resource
         self._offset = None
         return self._resource(resource, local=False)
 
@@ -238,8 +239,8 @@ class FhirDeidentifier:
         if isinstance(rid, str):
             if local:  # a contained resource's id is local ("#id"), not an identifier
                 out["id"] = rid
-            else:
-                out["id"] = self.pseudonymise_id(rid)
+            else:  # resource ids are unique: hashed directly, not cached like references
+                out["id"] = pseudonym(self._key, rid)
                 self._count(C.OTHER, A.PSEUDONYMISED)
         self._fields(resource, out)
         return out
@@ -253,7 +254,7 @@ class FhirDeidentifier:
                 continue
             t = type(v)
             if t is dict:
-                if _is_plain(v):
+                if _PLAIN_KEYS.issuperset(v) and _is_plain(v):
                     out[k] = v.copy()
                     continue
                 sub: dict[str, Any] = {}
@@ -287,7 +288,7 @@ class FhirDeidentifier:
         for item in items:
             t = type(item)
             if t is dict:
-                if _is_plain(item):
+                if _PLAIN_KEYS.issuperset(item) and _is_plain(item):
                     result.append(item.copy())
                     continue
                 sub: dict[str, Any] = {}
@@ -364,6 +365,22 @@ class FhirDeidentifier:
                         return
         self._count(C.OTHER, A.REMOVED)
 
+    def _coding(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
+        # The commonest element of all: a list of plain Codings, copied without the generic walk.
+        if type(v) is not list:
+            v = _as_json(v)
+            if type(v) is not list:  # FHIR requires a list here
+                self._count(C.OTHER, A.REMOVED)
+                return
+        codings = []
+        for c in v:
+            if type(c) is dict and _PLAIN_KEYS.issuperset(c) and _is_plain(c):
+                codings.append(c.copy())
+            else:
+                codings.extend(self._list(k, [c]))
+        if codings:
+            out[k] = codings
+
     def _display(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # Coding.display is the code system's term; a Reference's display names a person or place.
         if "code" in obj and type(v) is str:
@@ -375,7 +392,13 @@ class FhirDeidentifier:
         if type(v) is not str:
             self._count(C.OTHER, A.REMOVED)
             return
-        new = self._pseudonymise_reference(v)
+        refs = self._refs
+        if v in refs:
+            new = refs[v]
+        else:
+            if len(refs) >= 1_000_000:
+                refs.clear()
+            new = refs[v] = self._pseudonymise_reference(v)
         if new is None:
             self._count(C.OTHER, A.REMOVED)
         else:
@@ -506,10 +529,10 @@ class FhirDeidentifier:
     def _nested_resource(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # Bundle.entry.resource: a full resource with its own patient scope.
         if type(v) is dict and type(v.get("resourceType")) is str:
-            saved = self._scope, self._offset
-            self._scope, self._offset = _scope_of(v), None
+            saved = self._current, self._offset
+            self._current, self._offset = v, None
             out[k] = self._resource(v, local=False)
-            self._scope, self._offset = saved
+            self._current, self._offset = saved
 
     # --- dates -------------------------------------------------------------------------------
 
@@ -531,7 +554,10 @@ class FhirDeidentifier:
             new = shift_date_text(v, self._patient_offset())
             action = A.SHIFTED if new is not None and len(new) > 4 else A.GENERALISED
         else:
-            new = year_of_date_text(v)
+            # Only the 4-digit year is written, so a cheap check is enough: whatever follows
+            # the year is never copied.
+            year = v[:4]
+            new = year if year.isascii() and year.isdigit() and v[4:5] in ("", "-") else None
             action = A.GENERALISED
         if new is None:
             self._count(C.DATES, A.REMOVED)
@@ -551,7 +577,7 @@ class FhirDeidentifier:
 
     def _patient_offset(self) -> int:
         if self._offset is None:
-            scope = self._scope
+            scope = _scope_of(self._current)  # only computed when a date is shifted
             offset = self._offsets.get(scope)
             if offset is None:
                 if len(self._offsets) >= 1_000_000:
