@@ -223,6 +223,23 @@ def test_input_is_not_modified(synthea: list[dict[str, Any]], policy: DeidPolicy
     assert synthea == before
 
 
+def _containers(value: Any) -> Iterator[int]:
+    if isinstance(value, dict | list):
+        yield id(value)
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _containers(v)
+
+
+@needs_synthea
+@POLICIES
+def test_output_shares_no_dict_or_list_with_the_input(
+    synthea: list[dict[str, Any]], policy: DeidPolicy
+) -> None:
+    output, _ = deidentify_resources(synthea, policy, key=KEY, as_of=AS_OF)
+    inputs = set(_containers(synthea))
+    assert not inputs & set(_containers(output))  # editing the output never edits the input
+
+
 @needs_synthea
 @POLICIES
 def test_a_second_pass_finds_nothing_left_to_remove(
@@ -432,9 +449,11 @@ def test_contained_and_bundle_entries_are_de_identified() -> None:
 
 def test_bad_input_is_refused_without_echoing_it() -> None:
     deid = FhirDeidentifier(YEAR_ONLY, key=KEY, as_of=AS_OF)
-    with pytest.raises(InvalidInput, match="resourceType") as info:
-        deid.deidentify({"name": "Jane Roe"})
-    assert "Jane" not in str(info.value)
+    for bad in ({"name": "Jane Roe"}, {"resourceType": "Jane Roe"}, {"resourceType": ["Jane"]}):
+        with pytest.raises(InvalidInput, match="resourceType") as info:
+            deid.deidentify(bad)
+        assert "Jane" not in str(info.value)
+    assert deid.report.records == {}
     with pytest.raises(InvalidInput, match="16"):
         FhirDeidentifier(YEAR_ONLY, key=b"short", as_of=AS_OF)
 

@@ -130,6 +130,7 @@ _LITERAL_REF: Final = re.compile(
 )
 _CONDITIONAL_REF: Final = re.compile(r"([A-Z][A-Za-z]+)\?identifier=([^|&]*)\|([^&]+)")
 _URN_UUID: Final = "urn:uuid:"
+_RESOURCE_TYPE: Final = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 _Handler = Callable[[str, Any, dict[str, Any], dict[str, Any]], None]
 
@@ -159,6 +160,7 @@ class FhirDeidentifier:
         self._ids: dict[str, str] = {}
         self._identifiers: dict[str, str] = {}
         self._refs: dict[str, str | None] = {}
+        self._types: set[str] = set()
         self._counts: dict[tuple[Category, Action], int] = self.report.actions
         self._dispatch: dict[str, _Handler] = {
             "resourceType": self._keep,
@@ -205,12 +207,15 @@ class FhirDeidentifier:
         Raises:
             InvalidInput: ``resource`` is not a JSON object with a ``resourceType``.
         """
-        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
-            raise InvalidInput(
-                "A FHIR resource must be a JSON object with a 'resourceType' string; got "
-                f"{type(resource).__name__} without one. Check the input file."
-            )
-        rtype = resource["resourceType"]
+        rtype = resource.get("resourceType") if isinstance(resource, Mapping) else None
+        if type(rtype) is not str or rtype not in self._types:
+            if type(rtype) is not str or _RESOURCE_TYPE.fullmatch(rtype) is None:
+                raise InvalidInput(
+                    "A FHIR resource must be a JSON object whose 'resourceType' is a resource "
+                    f"type name such as 'Patient'; got a {type(resource).__name__} without one. "
+                    "Check the input file."
+                )
+            self._types.add(rtype)
         records = self.report.records
         records[rtype] = records.get(rtype, 0) + 1
         self._current = resource
@@ -521,14 +526,14 @@ class FhirDeidentifier:
         items = [
             self._resource(r, local=True)
             for r in (v if type(v) is list else [])
-            if type(r) is dict and type(r.get("resourceType")) is str
+            if type(r) is dict and _RESOURCE_TYPE.fullmatch(str(r.get("resourceType")))
         ]
         if items:
             out[k] = items
 
     def _nested_resource(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # Bundle.entry.resource: a full resource with its own patient scope.
-        if type(v) is dict and type(v.get("resourceType")) is str:
+        if type(v) is dict and _RESOURCE_TYPE.fullmatch(str(v.get("resourceType"))):
             saved = self._current, self._offset
             self._current, self._offset = v, None
             out[k] = self._resource(v, local=False)
