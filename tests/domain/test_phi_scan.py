@@ -256,6 +256,7 @@ def test_findings_and_renderings_never_contain_values() -> None:
     renderings = [
         json.dumps(report.to_dict()),
         report.to_markdown(),
+        report.summary(),
         repr(report),
         str(report.findings),
         " ".join(str(f.to_dict()) for f in report.findings),
@@ -302,3 +303,20 @@ def test_odd_columns_do_not_crash_the_scan() -> None:
     assert {f.rule for f in report.findings if f.column == "category"} == {PhiRule.ZIP5}
     assert isinstance(report, PhiScanReport)
     assert scan_table(pd.DataFrame()).findings == ()
+
+
+def test_summary_names_blocking_columns_and_rules() -> None:
+    frame = pd.DataFrame({"ssn": _cycle(["999-12-3456"]), "k": [f"k{i}" for i in range(N)]})
+    summary = scan_table(frame, waivers={"k": ["near_unique"]}).summary()
+    assert summary == (
+        "PHI scan: 2 blocking finding(s): column 'ssn' (column_name, G_ssn); "
+        "column 'ssn' (ssn, G_ssn, 100% of sampled rows)"
+    )
+    assert scan_table(frame[["k"]], waivers={"k": ["near_unique"]}).summary() == (
+        "PHI scan: no blocking finding."
+    )
+    distinct = scan_table(frame[["k"]]).summary()
+    assert distinct == (
+        "PHI scan: 1 blocking finding(s): "
+        "column 'k' (near_unique, R_other_identifying, 100% distinct)"
+    )

@@ -275,6 +275,22 @@ class PhiScanReport:
         """Return whether any finding should stop a ``blocker: true`` pipeline."""
         return bool(self.blocking_findings)
 
+    def summary(self) -> str:
+        """Return one line naming the blocking columns and rules, for an error message.
+
+        Example: ``"PHI scan: 2 blocking finding(s): column 'ssn' (ssn, G_ssn, 100% of sampled
+        rows); column 'dob' (column_name, C_dates)"``. Never a value.
+        """
+        if not self.blocking:
+            return "PHI scan: no blocking finding."
+        parts = []
+        for f in self.blocking_findings:
+            share = "" if f.share is None else f", {f.share:.0%} of sampled rows"
+            if f.rule is PhiRule.NEAR_UNIQUE:
+                share = f", {f.share:.0%} distinct"
+            parts.append(f"column {f.column!r} ({f.rule.value}, {f.category}{share})")
+        return f"PHI scan: {len(parts)} blocking finding(s): " + "; ".join(parts)
+
     def flagged_columns(self) -> list[str]:
         """Return the columns with at least one finding, in table order of first finding."""
         return list(dict.fromkeys(f.column for f in self.findings))
