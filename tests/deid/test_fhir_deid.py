@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bedside.deid.fhir import FhirDeidentifier, deidentify_resources
+from bedside.deid.fhir import SAFE_STRING_FIELDS, FhirDeidentifier, deidentify_resources
 from bedside.domain.deid import Action, Category, DeidPolicy, pseudonym
 from bedside.errors import InvalidInput
 
@@ -398,9 +400,9 @@ def test_reference_forms_are_pseudonymised_consistently() -> None:
         "Patient/abc/_history/3": f"Patient/{p}",
         "#contained-1": "#contained-1",
     }
-    for given, expected in cases.items():
+    for written, expected in cases.items():
         out = deid.deidentify(
-            {"resourceType": "Condition", "id": "c", "subject": {"reference": given}}
+            {"resourceType": "Condition", "id": "c", "subject": {"reference": written}}
         )
         assert out["subject"] == {"reference": expected}
     urn = deid.deidentify(
@@ -501,3 +503,46 @@ def test_malformed_dates_are_removed_and_only_a_year_is_ever_written() -> None:
     shifted = FhirDeidentifier(SHIFTED, key=KEY, as_of=AS_OF).deidentify(condition)
     assert "onsetDateTime" not in shifted and "recordedDate" not in shifted
     assert b"Jane" not in orjson.dumps(year) + orjson.dumps(shifted)
+
+
+_token = st.from_regex(r"[A-Z][a-z]{3,8}[0-9]{3}", fullmatch=True)
+_field = st.from_regex(r"[a-z][A-Za-z]{2,12}", fullmatch=True).filter(
+    lambda k: k not in SAFE_STRING_FIELDS
+)
+
+
+@given(
+    family=_token,
+    given_name=_token,
+    city=_token,
+    phone=st.from_regex(r"[0-9]{3}-[0-9]{3}-[0-9]{4}", fullmatch=True),
+    mrn=st.from_regex(r"[A-Z][0-9]{7}", fullmatch=True),
+    secret=_token,
+    field=_field,
+    born=st.dates(min_value=date(1900, 1, 1), max_value=date(2025, 12, 31)),
+)
+def test_planted_phi_never_survives(
+    family: str,
+    given_name: str,
+    city: str,
+    phone: str,
+    mrn: str,
+    secret: str,
+    field: str,
+    born: date,
+) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": mrn,
+        "name": [{"family": family, "given": [given_name]}],
+        "telecom": [{"system": "phone", "value": phone}],
+        "address": [{"line": [f"1 {secret} St"], "city": city, "postalCode": "02139"}],
+        "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": mrn}],
+        "birthDate": born.isoformat(),
+        field: secret,  # an unknown field holding a string
+        "contact": [{"name": {"family": family}, "telecom": [{"value": phone}]}],
+    }
+    for policy in (YEAR_ONLY, SHIFTED):
+        blob = orjson.dumps(FhirDeidentifier(policy, key=KEY, as_of=AS_OF).deidentify(patient))
+        for planted in (family, given_name, city, phone, mrn, secret, born.isoformat()):
+            assert planted.encode() not in blob
