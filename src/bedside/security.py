@@ -72,6 +72,7 @@ def hash_token(token: str) -> str:
 
 
 SIGNING_KEY_FILE = "signing.key"
+PSEUDONYM_KEY_FILE = "pseudonym.key"
 RETIRED_FOLDER = "retired"
 #: Data key ids: ``k`` and a number, as in ``data-k1.key``.
 DATA_KEY_ID = re.compile(r"k[1-9][0-9]{0,8}")
@@ -88,7 +89,7 @@ class KeyRing:
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, stat.S_IRWXU)
         created = []
-        for name in (SIGNING_KEY_FILE, "data-k1.key"):
+        for name in (SIGNING_KEY_FILE, PSEUDONYM_KEY_FILE, "data-k1.key"):
             path = self.folder / name
             if not path.exists():
                 _write_secret(path, secrets.token_bytes(32))
@@ -102,6 +103,20 @@ class KeyRing:
             ConfigError: the key is missing or malformed.
         """
         return self._read(SIGNING_KEY_FILE)
+
+    def pseudonym_key(self) -> bytes:
+        """Return the HMAC key for de-identification pseudonyms and per-patient date shifts.
+
+        Pseudonyms keyed with it are derived from identifiers, so under HIPAA 164.514(c) the key
+        must never leave the covered entity (REGULATORY §1.6). Older projects get one on demand.
+
+        Raises:
+            ConfigError: the key file is malformed.
+        """
+        path = self.folder / PSEUDONYM_KEY_FILE
+        if not path.exists() and self.folder.is_dir():
+            _write_secret(path, secrets.token_bytes(32))
+        return self._read(PSEUDONYM_KEY_FILE)
 
     def data_key(self, key_id: str) -> bytes:
         """Return the AES-256 data key with id ``key_id``."""
