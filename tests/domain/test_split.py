@@ -140,6 +140,7 @@ def test_temporal_split_trains_on_the_past() -> None:
     frame = _hospital()
     out, summary = split_patients(frame, _split())
     first = _first_times(out)
+    assert summary.validation_start is not None and summary.test_start is not None
     assert first.loc[first.split == "train", "first"].max() <= summary.validation_start
     assert first.loc[first.split == "test", "first"].min() >= summary.test_start
     assert summary.validation_start < summary.test_start

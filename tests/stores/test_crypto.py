@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -131,15 +132,10 @@ class _Trickle(io.RawIOBase):
 def test_streams_cope_with_short_reads(keys: KeyRing) -> None:
     data = _data(3 * SEG + 1)
     out = io.BytesIO()
-    encrypt_stream(
-        _Trickle(data),
-        out,
-        key_ring=keys,
-        key_id="k1",
-        context=CTX,  # type: ignore[arg-type]
-        segment_size=SEG,
-    )
-    plain = b"".join(iter_decrypt(_Trickle(out.getvalue()), key_ring=keys, context=CTX))  # type: ignore[arg-type]
+    source = cast(BinaryIO, _Trickle(data))
+    encrypt_stream(source, out, key_ring=keys, key_id="k1", context=CTX, segment_size=SEG)
+    blob = cast(BinaryIO, _Trickle(out.getvalue()))
+    plain = b"".join(iter_decrypt(blob, key_ring=keys, context=CTX))
     assert plain == data
 
 
