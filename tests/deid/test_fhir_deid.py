@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bedside.deid.fhir import SAFE_STRING_FIELDS, FhirDeidentifier, deidentify_resources
+from bedside.deid.fhir import FhirDeidentifier, deidentify_resources
+from bedside.deid.fhir_rules import SAFE_STRING_FIELDS
 from bedside.domain.deid import Action, Category, DeidPolicy, pseudonym
 from bedside.errors import InvalidInput
 

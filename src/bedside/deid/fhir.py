@@ -20,6 +20,8 @@ Every resource is rebuilt field by field; nothing is copied unless a rule says i
 - a string under a field this module does not know is removed (fail closed) and counted, so the
   report shows what was lost. Codings (system, code, display) and quantities stay.
 
+The lists of what may stay live in :mod:`bedside.deid.fhir_rules`.
+
 :class:`FhirDeidentifier` keeps a :class:`~bedside.domain.deid.DeidReport` of counts per Safe
 Harbor category. The input is never modified.
 """
@@ -27,13 +29,31 @@ Harbor category. The input is never modified.
 from __future__ import annotations
 
 import logging
-import numbers
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
-from typing import Any, Final
+from typing import Any
 
+from bedside.deid.fhir_rules import (
+    CONDITIONAL_REFERENCE,
+    DATE_FIELDS,
+    DATE_SUFFIXES,
+    INSTANT_FIELDS,
+    LITERAL_REFERENCE,
+    NUMBER_TYPES,
+    PHI_EXTENSIONS,
+    PLAIN_KEYS,
+    RESOURCE_TYPE,
+    SAFE_EXTENSIONS,
+    SAFE_STRING_FIELDS,
+    TELECOM_CATEGORIES,
+    URN_UUID,
+    as_json,
+    copy_json,
+    identifier_category,
+    is_plain,
+    scope_of,
+)
 from bedside.domain.deid import (
     ALWAYS_REMOVED,
     Action,
@@ -56,81 +76,6 @@ logger = logging.getLogger(__name__)
 
 C = Category
 A = Action
-
-#: Extensions that carry coded demographics needed for fairness analysis and no identifier.
-SAFE_EXTENSIONS: Final = frozenset(
-    {
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-genderIdentity",
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-sex",
-        "http://hl7.org/fhir/StructureDefinition/patient-genderIdentity",
-        "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-    }
-)
-#: Extensions known to hold identifiers, with their Safe Harbor category (others count as R).
-_PHI_EXTENSIONS: Final[Mapping[str, Category]] = {
-    "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName": C.NAMES,
-    "http://hl7.org/fhir/StructureDefinition/humanname-mothers-family": C.NAMES,
-    "http://hl7.org/fhir/StructureDefinition/humanname-fathers-family": C.NAMES,
-    "http://hl7.org/fhir/StructureDefinition/patient-birthPlace": C.GEOGRAPHY,
-    "http://hl7.org/fhir/StructureDefinition/geolocation": C.GEOGRAPHY,
-    "http://hl7.org/fhir/StructureDefinition/patient-birthTime": C.DATES,
-}
-
-#: Fields whose string values are codes, URIs or other non-identifying tokens (FHIR ``code``
-#: and ``uri`` elements seen in clinical resources). Any other string field is removed.
-SAFE_STRING_FIELDS: Final = frozenset(
-    {
-        "resourceType", "status", "code", "system", "version", "unit", "use", "gender",
-        "criticality", "category", "intent", "priority", "language", "comparator", "kind",
-        "mode", "type", "profile", "valueCode", "severity", "outcome", "currency",
-        "periodUnit", "durationUnit", "when", "dayOfWeek", "country", "state", "timeOfDay",
-        "clinicalStatus", "verificationStatus", "userSelected", "valueBoolean", "doNotPerform",
-        "statusReason", "lifecycleStatus", "disposition", "sex", "route", "method", "site",
-    }
-)  # fmt: skip
-
-#: Fields holding dateTime/date values (more are recognised by their suffix).
-_DATE_FIELDS: Final = frozenset(
-    {
-        "date", "start", "end", "created", "authoredOn", "recordedDate", "onsetDateTime",
-        "abatementDateTime", "effectiveDateTime", "occurrenceDateTime", "deceasedDateTime",
-        "performedDateTime", "assertedDate", "dateAsserted", "expirationDate", "onset",
-        "whenHandedOver", "whenPrepared", "dateWritten", "lastOccurrence", "sent", "received",
-        "valueDateTime", "valueDate", "collectedDateTime", "availabilityStart",
-    }
-)  # fmt: skip
-#: Fields holding FHIR ``instant`` values: a year alone is not a valid instant.
-_INSTANT_FIELDS: Final = frozenset(
-    {"issued", "lastUpdated", "recorded", "valueInstant", "effectiveInstant", "timestamp"}
-)
-_DATE_SUFFIXES: Final = ("Date", "DateTime")
-#: Which reference fields name the patient a resource belongs to (its date-shift scope).
-_SUBJECT_FIELDS: Final = ("subject", "patient", "beneficiary", "individual")
-
-#: Identifier type codes (HL7 v2 table 0203) and their Safe Harbor category.
-_IDENTIFIER_TYPES: Final[Mapping[str, Category]] = {
-    "MR": C.MEDICAL_RECORD, "MRT": C.MEDICAL_RECORD, "PI": C.MEDICAL_RECORD,
-    "SS": C.SSN, "SB": C.HEALTH_PLAN, "MB": C.HEALTH_PLAN, "MA": C.HEALTH_PLAN,
-    "MC": C.HEALTH_PLAN, "SN": C.HEALTH_PLAN, "PN": C.HEALTH_PLAN,
-    "AN": C.ACCOUNT, "AM": C.ACCOUNT, "VN": C.ACCOUNT,
-    "DL": C.LICENSE, "PPN": C.LICENSE, "LN": C.LICENSE, "BCT": C.LICENSE, "DR": C.LICENSE,
-    "NPI": C.OTHER, "TAX": C.OTHER, "DN": C.OTHER,
-}  # fmt: skip
-_TELECOM: Final[Mapping[str, Category]] = {
-    "phone": C.PHONE, "sms": C.PHONE, "pager": C.PHONE, "fax": C.FAX, "email": C.EMAIL,
-    "url": C.URL,
-}  # fmt: skip
-
-_LITERAL_REF: Final = re.compile(
-    r"(?:[a-z][a-z0-9+.-]*://[^?#\s]*?/)?([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})"
-    r"(?:/_history/[A-Za-z0-9.\-]{1,64})?"
-)
-_CONDITIONAL_REF: Final = re.compile(r"([A-Z][A-Za-z]+)\?identifier=([^|&]*)\|([^&]+)")
-_URN_UUID: Final = "urn:uuid:"
-_RESOURCE_TYPE: Final = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 _Handler = Callable[[str, Any, dict[str, Any], dict[str, Any]], None]
 
@@ -194,9 +139,9 @@ class FhirDeidentifier:
             "resource": self._nested_resource,
             "coding": self._coding,
         }
-        for name in _DATE_FIELDS:
+        for name in DATE_FIELDS:
             self._dispatch[name] = self._date
-        for name in _INSTANT_FIELDS:
+        for name in INSTANT_FIELDS:
             self._dispatch[name] = self._instant
 
     # --- public ------------------------------------------------------------------------------
@@ -209,7 +154,7 @@ class FhirDeidentifier:
         """
         rtype = resource.get("resourceType") if isinstance(resource, Mapping) else None
         if type(rtype) is not str or rtype not in self._types:
-            if type(rtype) is not str or _RESOURCE_TYPE.fullmatch(rtype) is None:
+            if type(rtype) is not str or RESOURCE_TYPE.fullmatch(rtype) is None:
                 raise InvalidInput(
                     "A FHIR resource must be a JSON object whose 'resourceType' is a resource "
                     f"type name such as 'Patient'; got a {type(resource).__name__} without one. "
@@ -259,7 +204,7 @@ class FhirDeidentifier:
                 continue
             t = type(v)
             if t is dict:
-                if _PLAIN_KEYS.issuperset(v) and _is_plain(v):
+                if PLAIN_KEYS.issuperset(v) and is_plain(v):
                     out[k] = v.copy()
                     continue
                 sub: dict[str, Any] = {}
@@ -273,16 +218,16 @@ class FhirDeidentifier:
             elif t is str:
                 if k in SAFE_STRING_FIELDS:
                     out[k] = v
-                elif k.endswith(_DATE_SUFFIXES):
+                elif k.endswith(DATE_SUFFIXES):
                     self._date(k, v, obj, out)
                 elif k.endswith("Instant"):
                     self._instant(k, v, obj, out)
                 else:
                     self._count(C.OTHER, A.REMOVED)
-            elif t in _NUMBERS or v is None:
+            elif t in NUMBER_TYPES or v is None:
                 out[k] = v
             else:  # not a JSON type from a parser: convert it, or drop what cannot be
-                converted = _as_json(v)
+                converted = as_json(v)
                 if converted is None:
                     self._count(C.OTHER, A.REMOVED)
                 else:
@@ -293,7 +238,7 @@ class FhirDeidentifier:
         for item in items:
             t = type(item)
             if t is dict:
-                if _PLAIN_KEYS.issuperset(item) and _is_plain(item):
+                if PLAIN_KEYS.issuperset(item) and is_plain(item):
                     result.append(item.copy())
                     continue
                 sub: dict[str, Any] = {}
@@ -309,10 +254,10 @@ class FhirDeidentifier:
                 nested = self._list(k, item)
                 if nested:
                     result.append(nested)
-            elif t in _NUMBERS or item is None:
+            elif t in NUMBER_TYPES or item is None:
                 result.append(item)
             else:
-                converted = _as_json(item)
+                converted = as_json(item)
                 if converted is None:
                     self._count(C.OTHER, A.REMOVED)
                 else:
@@ -356,7 +301,7 @@ class FhirDeidentifier:
     def _telecom(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         for point in v if type(v) is list else [v]:
             system = point.get("system") if isinstance(point, dict) else None
-            self._count(_TELECOM.get(system, C.OTHER), A.REMOVED)  # type: ignore[arg-type]
+            self._count(TELECOM_CATEGORIES.get(system, C.OTHER), A.REMOVED)  # type: ignore[arg-type]
 
     def _text(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # CodeableConcept.text may stay when it only repeats a coding's display; anything else
@@ -373,13 +318,13 @@ class FhirDeidentifier:
     def _coding(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # The commonest element of all: a list of plain Codings, copied without the generic walk.
         if type(v) is not list:
-            v = _as_json(v)
+            v = as_json(v)
             if type(v) is not list:  # FHIR requires a list here
                 self._count(C.OTHER, A.REMOVED)
                 return
         codings = []
         for c in v:
-            if type(c) is dict and _PLAIN_KEYS.issuperset(c) and _is_plain(c):
+            if type(c) is dict and PLAIN_KEYS.issuperset(c) and is_plain(c):
                 codings.append(c.copy())
             else:
                 codings.extend(self._list(k, [c]))
@@ -414,12 +359,12 @@ class FhirDeidentifier:
     def _pseudonymise_reference(self, ref: str) -> str | None:
         if ref.startswith("#"):
             return ref  # a contained resource: local to this resource
-        if ref.startswith(_URN_UUID):
-            return _URN_UUID + str(uuid.UUID(hex=self.pseudonymise_id(ref[9:])[:32]))
-        m = _LITERAL_REF.fullmatch(ref)
+        if ref.startswith(URN_UUID):
+            return URN_UUID + str(uuid.UUID(hex=self.pseudonymise_id(ref[9:])[:32]))
+        m = LITERAL_REFERENCE.fullmatch(ref)
         if m is not None:
             return f"{m.group(1)}/{self.pseudonymise_id(m.group(2))}"
-        m = _CONDITIONAL_REF.fullmatch(ref)
+        m = CONDITIONAL_REFERENCE.fullmatch(ref)
         if m is not None:
             rtype, system, value = m.groups()
             return f"{rtype}?identifier={system}|{self._identifier_pseudonym(system, value)}"
@@ -442,7 +387,7 @@ class FhirDeidentifier:
             if type(ident) is not dict:
                 self._count(C.OTHER, A.REMOVED)
                 continue
-            category = _identifier_category(ident)
+            category = identifier_category(ident)
             value = ident.get("value")
             if not pseudonymise or category in ALWAYS_REMOVED or type(value) is not str:
                 self._count(category, A.REMOVED)
@@ -499,9 +444,9 @@ class FhirDeidentifier:
         for ext in v if type(v) is list else [v]:
             url = ext.get("url") if type(ext) is dict else None
             if url in SAFE_EXTENSIONS:
-                kept.append(_copy_json(ext))
+                kept.append(copy_json(ext))
             else:
-                self._count(_PHI_EXTENSIONS.get(url, C.OTHER), A.REMOVED)  # type: ignore[arg-type]
+                self._count(PHI_EXTENSIONS.get(url, C.OTHER), A.REMOVED)  # type: ignore[arg-type]
         if kept:
             out[k] = kept
 
@@ -526,14 +471,14 @@ class FhirDeidentifier:
         items = [
             self._resource(r, local=True)
             for r in (v if type(v) is list else [])
-            if type(r) is dict and _RESOURCE_TYPE.fullmatch(str(r.get("resourceType")))
+            if type(r) is dict and RESOURCE_TYPE.fullmatch(str(r.get("resourceType")))
         ]
         if items:
             out[k] = items
 
     def _nested_resource(self, k: str, v: Any, obj: Mapping[str, Any], out: dict[str, Any]) -> None:
         # Bundle.entry.resource: a full resource with its own patient scope.
-        if type(v) is dict and _RESOURCE_TYPE.fullmatch(str(v.get("resourceType"))):
+        if type(v) is dict and RESOURCE_TYPE.fullmatch(str(v.get("resourceType"))):
             saved = self._current, self._offset
             self._current, self._offset = v, None
             out[k] = self._resource(v, local=False)
@@ -582,7 +527,7 @@ class FhirDeidentifier:
 
     def _patient_offset(self) -> int:
         if self._offset is None:
-            scope = _scope_of(self._current)  # only computed when a date is shifted
+            scope = scope_of(self._current)  # only computed when a date is shifted
             offset = self._offsets.get(scope)
             if offset is None:
                 if len(self._offsets) >= 1_000_000:
@@ -602,97 +547,3 @@ def deidentify_resources(
     out = list(deidentifier.deidentify_many(resources))
     logger.info("de-identified %d FHIR resources", len(out))
     return out, deidentifier.report
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _scope_of(resource: Mapping[str, Any]) -> str:
-    """Return the date-shift scope of a resource: its patient's id, else its own type/id."""
-    rtype = resource["resourceType"]
-    rid = resource.get("id")
-    if rtype == "Patient" and isinstance(rid, str):
-        return rid
-    for name in _SUBJECT_FIELDS:
-        ref = resource.get(name)
-        if type(ref) is dict:
-            target = ref.get("reference")
-            if type(target) is str:
-                if target.startswith(_URN_UUID):
-                    return target[9:]
-                m = _LITERAL_REF.fullmatch(target)
-                if m is not None and m.group(1) == "Patient":
-                    return m.group(2)
-    return f"{rtype}/{rid}"
-
-
-def _identifier_category(ident: Mapping[str, Any]) -> Category:
-    """Return the Safe Harbor category of an Identifier from its type code or system."""
-    system = ident.get("system")
-    if type(system) is str:
-        lowered = system.lower()
-        if lowered.endswith("us-ssn") or lowered == "urn:oid:2.16.840.1.113883.4.1":
-            return C.SSN
-        if "passport" in lowered or lowered.startswith("urn:oid:2.16.840.1.113883.4.3."):
-            return C.LICENSE  # passports and US state driver's licences
-        if lowered.endswith("us-mbi") or "medicare" in lowered:
-            return C.HEALTH_PLAN
-    id_type = ident.get("type")
-    if type(id_type) is dict:
-        for coding in id_type.get("coding") or ():
-            if type(coding) is dict:
-                category = _IDENTIFIER_TYPES.get(coding.get("code"))  # type: ignore[arg-type]
-                if category is not None:
-                    return category
-    return C.OTHER
-
-
-_PLAIN_KEYS: Final = frozenset(
-    {"system", "code", "display", "version", "userSelected", "value", "unit", "comparator"}
-)
-_SCALARS: Final = frozenset({str, int, float, bool})
-
-
-def _is_plain(element: dict[str, Any]) -> bool:
-    """Return whether ``element`` is a Coding or Quantity that can be copied as it is.
-
-    A shortcut for the commonest elements: only coding/quantity keys, scalar values, a numeric
-    ``value`` (a string ``value`` would be an Identifier's) and no ``display`` without a ``code``
-    (that would be a Reference's display).
-    """
-    if not _PLAIN_KEYS.issuperset(element):
-        return False
-    if "display" in element and "code" not in element:
-        return False
-    for x in element.values():
-        if type(x) not in _SCALARS:
-            return False
-    return type(element.get("value", 0)) is not str
-
-
-_NUMBERS: Final = frozenset({int, float, bool})
-
-
-def _as_json(value: Any) -> dict[str, Any] | list[Any] | str | int | float | None:
-    """Return a Mapping, sequence, str or number as a plain JSON value; None for anything else."""
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return list(value)
-    if isinstance(value, str):
-        return str(value)
-    return None
-
-
-def _copy_json(value: Any) -> Any:
-    """Return a deep copy of a JSON value (dicts, lists, scalars)."""
-    t = type(value)
-    if t is dict:
-        return {k: _copy_json(v) for k, v in value.items()}
-    if t is list:
-        return [_copy_json(v) for v in value]
-    return value
