@@ -38,8 +38,9 @@ def keys(tmp_path: Path) -> KeyRing:
     return ring
 
 
-def _segments(blob: bytes, seg: int = SEG) -> tuple[bytes, list[bytes]]:
+def _segments(blob: bytes | bytearray, seg: int = SEG) -> tuple[bytes, list[bytes]]:
     """Split a blob into its header and its encrypted segments."""
+    blob = bytes(blob)
     size = read_header(blob).size
     body = blob[size:]
     step = seg + 16
@@ -144,8 +145,11 @@ def test_streams_cope_with_short_reads(keys: KeyRing) -> None:
 
 @pytest.fixture
 def blob(keys: KeyRing) -> bytes:
-    return encrypt_bytes(
-        _data(3 * SEG + 20), key_ring=keys, key_id="k1", context=CTX, segment_size=SEG
+    """A four-segment blob, as immutable bytes (like a file read back)."""
+    return bytes(
+        encrypt_bytes(
+            _data(3 * SEG + 20), key_ring=keys, key_id="k1", context=CTX, segment_size=SEG
+        )
     )
 
 
@@ -406,7 +410,7 @@ def test_every_blob_gets_fresh_nonces_and_a_fresh_data_key(keys: KeyRing) -> Non
     assert len({h.nonce_prefix for h in headers}) == 500
     assert len({h.wrap_nonce for h in headers}) == 500
     assert len({h.wrapped_dek for h in headers}) == 500
-    assert len({b[h.size :] for b, h in zip(blobs, headers, strict=True)}) == 500
+    assert len({bytes(b[h.size :]) for b, h in zip(blobs, headers, strict=True)}) == 500
 
 
 def test_segments_of_one_blob_use_distinct_nonces(keys: KeyRing) -> None:

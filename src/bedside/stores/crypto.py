@@ -134,8 +134,10 @@ def encrypt_bytes(
     key_id: str,
     context: str,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
-) -> bytes:
+) -> bytearray:
     """Encrypt ``data`` under a fresh DEK wrapped by data key ``key_id``; return the blob.
+
+    The blob is built in one preallocated ``bytearray`` (no copy per segment).
 
     Args:
         data: the plaintext.
@@ -156,18 +158,27 @@ def encrypt_bytes(
     size = header.segment_size
     count = max(1, -(-len(view) // size))
     _check_count(count)
-    parts = [header.to_bytes()]
+    head = header.to_bytes()
+    out = bytearray(len(head) + len(view) + _TAG * count)
+    out[: len(head)] = head
+    target = memoryview(out)
+    at = len(head)
     for index in range(count):
         chunk = view[index * size : (index + 1) * size]
         nonce = _segment_nonce(header.nonce_prefix, index, last=index == count - 1)
-        parts.append(aead.encrypt(nonce, chunk, aad))
-    return b"".join(parts)
+        end = at + len(chunk) + _TAG
+        aead.encrypt_into(nonce, chunk, aad, target[at:end])
+        at = end
+    return out
 
 
 def decrypt_bytes(
     blob: bytes | bytearray | memoryview, *, key_ring: KeyRing, context: str
-) -> bytes:
+) -> bytearray:
     """Authenticate and decrypt a blob made by :func:`encrypt_bytes` or :func:`encrypt_file`.
+
+    Returns:
+        The plaintext, in one preallocated ``bytearray``.
 
     Raises:
         IntegrityError: the blob is not a bedside blob, was altered, truncated or reordered, was
@@ -175,15 +186,34 @@ def decrypt_bytes(
     """
     view = memoryview(blob).cast("B")
     header = _parse_header(view, context)
-    position = header.size
-
-    def read(n: int) -> bytes:
-        nonlocal position
-        chunk = view[position : position + n]
-        position += len(chunk)
-        return bytes(chunk)
-
-    return b"".join(_iter_segments(read, header, key_ring=key_ring, context=context))
+    what = _describe(context)
+    aad = _body_aad(header, context)
+    aead = AESGCM(_unwrap(header, key_ring, what))
+    body = view[header.size :]
+    full = header.segment_size + _TAG
+    count = max(1, -(-len(body) // full))
+    last_size = len(body) - (count - 1) * full
+    if last_size < _TAG:
+        raise _truncated(what, count - 1, last_size)
+    if count > _MAX_SEGMENTS:
+        raise IntegrityError(f"{what} has too many segments.", details={"check": "segments"})
+    out = bytearray(len(body) - _TAG * count)
+    target = memoryview(out)
+    size = header.segment_size
+    for index in range(count):
+        last = index == count - 1
+        segment = body[index * full : (index + 1) * full]
+        start = index * size
+        try:
+            aead.decrypt_into(
+                _segment_nonce(header.nonce_prefix, index, last=last),
+                segment,
+                aad,
+                target[start : start + len(segment) - _TAG],
+            )
+        except InvalidTag:
+            raise _failed(what, index, last) from None
+    return out
 
 
 def encrypt_stream(
@@ -296,7 +326,9 @@ def read_header(source: bytes | bytearray | memoryview | Path) -> BlobHeader:
     return _parse_header(memoryview(source).cast("B"), "blob")
 
 
-def rewrap(blob: bytes | bytearray | memoryview, new_key_id: str, *, key_ring: KeyRing) -> bytes:
+def rewrap(
+    blob: bytes | bytearray | memoryview, new_key_id: str, *, key_ring: KeyRing
+) -> bytearray:
     """Return ``blob`` with its DEK re-wrapped under data key ``new_key_id`` (key rotation).
 
     Only the header changes; the encrypted segments are copied as they are, so this is cheap for
@@ -310,7 +342,7 @@ def rewrap(blob: bytes | bytearray | memoryview, new_key_id: str, *, key_ring: K
     view = memoryview(blob).cast("B")
     header = _parse_header(view, "blob")
     new_header = _rewrapped_header(header, new_key_id, key_ring=key_ring)
-    return new_header.to_bytes() + bytes(view[header.size :])
+    return bytearray(new_header.to_bytes()) + view[header.size :]
 
 
 def rewrap_file(path: Path, new_key_id: str, *, key_ring: KeyRing) -> BlobHeader:
@@ -496,6 +528,27 @@ def _parse_header(view: bytes | memoryview, context: str) -> BlobHeader:
     )
 
 
+def _truncated(what: str, index: int, size: int) -> IntegrityError:
+    return IntegrityError(
+        f"{what} is truncated: segment {index} has {size} bytes, fewer than its 16-byte "
+        "authentication tag.",
+        details={"check": "truncated", "segment": index},
+    )
+
+
+def _failed(what: str, index: int, last: bool) -> IntegrityError:
+    hint = (
+        "it was altered, or it is being read under the wrong context (it belongs to something else)"
+        if index == 0
+        else "it was altered, truncated, or its segments were reordered"
+    )
+    return IntegrityError(
+        f"{what} failed authentication at segment {index}{' (the last)' if last else ''}: "
+        f"{hint}. None of it is trusted.",
+        details={"check": "segment", "segment": index},
+    )
+
+
 def _iter_segments(
     read: Callable[[int], bytes], header: BlobHeader, *, key_ring: KeyRing, context: str
 ) -> Iterator[bytes]:
@@ -507,31 +560,16 @@ def _iter_segments(
     current = _read_upto(read, full)
     while True:
         if len(current) < _TAG:
-            raise IntegrityError(
-                f"{what} is truncated: segment {index} has {len(current)} bytes, fewer than its "
-                "16-byte authentication tag.",
-                details={"check": "truncated", "segment": index},
-            )
+            raise _truncated(what, index, len(current))
         following = _read_upto(read, full) if len(current) == full else b""
         last = not following
         if index >= _MAX_SEGMENTS:
             raise IntegrityError(f"{what} has too many segments.", details={"check": "segments"})
+        nonce = _segment_nonce(header.nonce_prefix, index, last=last)
         try:
-            plain = aead.decrypt(
-                _segment_nonce(header.nonce_prefix, index, last=last), current, aad
-            )
+            plain = aead.decrypt(nonce, current, aad)
         except InvalidTag:
-            hint = (
-                "it was altered, or it is being read under the wrong context (it belongs to "
-                "something else)"
-                if index == 0
-                else "it was altered, truncated, or its segments were reordered"
-            )
-            raise IntegrityError(
-                f"{what} failed authentication at segment {index}{' (the last)' if last else ''}: "
-                f"{hint}. None of it is trusted.",
-                details={"check": "segment", "segment": index},
-            ) from None
+            raise _failed(what, index, last) from None
         yield plain
         if last:
             return

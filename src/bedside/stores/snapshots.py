@@ -508,7 +508,7 @@ def _parquet_bytes(table: pa.Table, compression: Compression) -> bytes:
     return sink.getvalue()
 
 
-def _read_parquet(data: bytes) -> pa.Table:
+def _read_parquet(data: bytes | bytearray) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
 
 
@@ -525,7 +525,9 @@ def _check_round_trip(parquet: bytes, digest: str, per_column: Mapping[str, str]
         )
 
 
-def _publish(datasets: Path, folder: Path, blob: bytes, manifest: SnapshotManifest) -> bool:
+def _publish(
+    datasets: Path, folder: Path, blob: bytes | bytearray, manifest: SnapshotManifest
+) -> bool:
     """Move the finished snapshot into place; return False when another writer got there first."""
     datasets.mkdir(parents=True, exist_ok=True)
     staging = datasets / f".tmp-{manifest.digest[:12]}-{secrets.token_hex(6)}"
@@ -551,7 +553,7 @@ def _manifest_json(manifest: SnapshotManifest) -> str:
     return json.dumps(manifest.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes | bytearray) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
