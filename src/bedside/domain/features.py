@@ -385,17 +385,19 @@ def age_group_labels(edges: Sequence[int]) -> list[tuple[int, int | None, str]]:
     so no group reveals an age above 89 (``[18, 85, 95]`` → ``18-84``, ``85-89``, ``90+``).
     """
     _check_edges(edges)
+    has_top = edges[-1] >= AGE_CAP
     lowers = [e for e in edges if e < AGE_CAP]
     groups: list[tuple[int, int | None, str]] = []
     if edges[0] > 0:
-        groups.append((0, edges[0], f"<{edges[0]}"))
+        below = min(edges[0], AGE_CAP)
+        groups.append((0, below, f"<{below}"))
     for i, lower in enumerate(lowers):
         upper: int | None = lowers[i + 1] if i + 1 < len(lowers) else None
-        if upper is None and any(e >= AGE_CAP for e in edges):
+        if upper is None and has_top:
             upper = AGE_CAP
         label = f"{lower}+" if upper is None else f"{lower}-{upper - 1}"
         groups.append((lower, upper, label))
-    if any(e >= AGE_CAP for e in edges):
+    if has_top:
         groups.append((AGE_CAP, None, AGE_TOP_GROUP))
     return groups
 

@@ -206,7 +206,7 @@ def _age(birth: ir.DateValue, at: ir.TimestampValue) -> ir.IntegerValue:
     return (at.year() - birth.year() - before_birthday).cast("int64")
 
 
-def _cohort(con: BaseBackend, raw_dir: Path, cohort: Cohort) -> ir.Table:
+def _cohort(con: BaseBackend, raw_dir: Path, cohort: Cohort, *, extensions: bool) -> ir.Table:
     """Cohort encounters with their prediction time and patient attributes."""
     enc = fhir_tables.encounters(con, raw_dir)
     classes = sorted({code for c in cohort.encounter_classes for code in ENCOUNTER_CLASS_CODES[c]})
@@ -230,7 +230,7 @@ def _cohort(con: BaseBackend, raw_dir: Path, cohort: Cohort) -> ir.Table:
         enc = enc.filter(enc.start_time >= _timestamp(cohort.start))
     if cohort.end is not None:
         enc = enc.filter(enc.start_time < _timestamp(cohort.end))
-    people = fhir_tables.patients(con, raw_dir)
+    people = fhir_tables.patients(con, raw_dir, extensions=extensions)
     joined = enc.left_join(people, "patient_id").select(
         enc.encounter_id,
         enc.patient_id,
@@ -442,7 +442,11 @@ def build_feature_table(
     backend_name(con)
     raw = Path(raw_dir)
     _check_names(stage)
-    cohort = _cohort(con, raw, stage.cohort)
+    extensions = any(
+        isinstance(f, DemographicFeature) and f.attribute in ("sex", "race", "ethnicity")
+        for f in stage.features
+    )
+    cohort = _cohort(con, raw, stage.cohort, extensions=extensions)
     series = _observation_features(stage)
     label = stage.label
     codes = {code for s in series for code in s.feature.loinc}

@@ -246,13 +246,14 @@ def _omb_category(codes: ir.Table, key: str, *, known: dict[str, str], multiple:
     return stats.select("patient_id", **{key: label})
 
 
-def flatten_patients(raw: ir.Table) -> ir.Table:
+def flatten_patients(raw: ir.Table, *, extensions: bool = True) -> ir.Table:
     """Return ``patient_id, birth_date, gender, birth_sex, race, ethnicity``.
 
     ``race``/``ethnicity`` are the OMB category names from the US Core extensions' ``ombCategory``
     codes: one category → its name; several → ``Multiple`` (race) / ``Unknown`` (ethnicity);
     only ``UNK``/``ASKU`` → ``Unknown``; no extension → null. ``birth_sex`` is the US Core
-    birth-sex code (``F``, ``M``, ``UNK`` …).
+    birth-sex code (``F``, ``M``, ``UNK`` …). With ``extensions=False`` those three columns are
+    null and the extensions are not read (cheaper when no feature needs them).
     """
     birth = raw.birthDate
     length = birth.length()
@@ -266,6 +267,9 @@ def flatten_patients(raw: ir.Table) -> ir.Table:
         birth_date=padded.try_cast("date"),
         gender=raw.gender,
     )
+    if not extensions:
+        nothing = ibis.null("string")
+        return people.mutate(birth_sex=nothing, race=nothing, ethnicity=nothing)
     ext = raw.select(patient_id=raw.id, e=raw.extension.unnest())
     birth_sex = (
         ext.filter(ext.e.url == _BIRTHSEX_URL)
@@ -338,9 +342,9 @@ def encounters(con: BaseBackend, raw_dir: Path | str) -> ir.Table:
     return flatten_encounters(read_resource(con, raw_dir, "Encounter"))
 
 
-def patients(con: BaseBackend, raw_dir: Path | str) -> ir.Table:
+def patients(con: BaseBackend, raw_dir: Path | str, *, extensions: bool = True) -> ir.Table:
     """Return the flat ``patients`` table of the Patients in ``raw_dir``."""
-    return flatten_patients(read_resource(con, raw_dir, "Patient"))
+    return flatten_patients(read_resource(con, raw_dir, "Patient"), extensions=extensions)
 
 
 def conditions(con: BaseBackend, raw_dir: Path | str) -> ir.Table:
