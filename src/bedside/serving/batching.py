@@ -1,0 +1,363 @@
+"""Dynamic batching: concurrent requests share one model call; the shadow scores afterwards.
+
+Requests queue on the event loop. When the model thread is idle and load is light, a request is
+scored at once (a batch of one). While a model call runs, new requests wait and are all scored by
+the next call — so the batch size follows the load with no timer on the hot path. When the model
+is idle but recent batches were large (load is high), a request waits at most ``max_wait`` seconds
+for others to join, up to the recent batch size; ``max_batch`` caps the rows of one call.
+
+Model calls run in one dedicated thread, off the event loop; OpenMP inside it is limited to
+``model_threads`` threads (1 by default: on a shared machine more threads make each call slower).
+
+The shadow model scores the same rows *after* the production results have been handed back, in
+its own thread with a bounded queue: its output goes to ``on_shadow`` (the inference log), never
+to a response; when it is slow its queue fills and further work is skipped (and recorded as
+skipped); when it raises, the failure is counted and recorded. Neither can delay or fail a
+response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bedside.errors import BedsideError, StoreUnavailable
+from bedside.serving.metrics import ServerMetrics
+from bedside.serving.models import DeployedModel
+
+__all__ = ["Batcher", "ShadowWork", "limit_openmp_threads"]
+
+logger = logging.getLogger(__name__)
+
+ShadowSink = Callable[[list[dict[str, Any]]], None]
+
+
+def limit_openmp_threads(threads: int | None) -> None:
+    """Limit OpenMP parallelism of model calls made from the calling thread to ``threads``."""
+    if threads is None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        logger.debug("threadpoolctl is not installed; OpenMP threads are not limited")
+        return
+    threadpool_limits(limits=threads, user_api="openmp")
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowWork:
+    """What the shadow model needs for the records of one request."""
+
+    model: DeployedModel
+    request_ids: list[str]
+    records: list[dict[str, Any]]  # the decoded feature objects (for another feature schema)
+
+
+class _Item:
+    __slots__ = ("future", "model", "rows", "shadow")
+
+    def __init__(
+        self,
+        model: DeployedModel,
+        rows: list[list[float]],
+        future: asyncio.Future[list[float]],
+        shadow: ShadowWork | None,
+    ) -> None:
+        self.model = model
+        self.rows = rows
+        self.future = future
+        self.shadow = shadow
+
+
+def _group_by_model(items: list[_Item]) -> list[list[_Item]]:
+    groups: dict[int, list[_Item]] = {}
+    for item in items:
+        groups.setdefault(id(item.model), []).append(item)
+    return list(groups.values())
+
+
+def _score(model: DeployedModel, rows: list[list[float]]) -> list[float]:
+    proba = np.asarray(model.predictor.predict_proba(np.array(rows, dtype=np.float64)))
+    if proba.ndim != 2 or proba.shape[0] != len(rows) or proba.shape[1] < 2:
+        raise ValueError(f"predict_proba returned shape {proba.shape} for {len(rows)} rows")
+    values: list[float] = proba[:, 1].astype(np.float64).tolist()
+    return values
+
+
+class Batcher:
+    """Batches concurrent scoring requests into model calls; runs the shadow model after.
+
+    Args:
+        max_batch: most rows per model call.
+        max_wait: longest a request waits for others while the model is idle under load (s).
+        model_threads: OpenMP threads per model call (``None``: leave as configured).
+        shadow_queue: most production batches waiting for the shadow model; more are skipped.
+        on_shadow: receives the shadow log records (called in the shadow thread).
+        metrics: where batch sizes and model times are recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_batch: int = 64,
+        max_wait: float = 0.001,
+        model_threads: int | None = 1,
+        shadow_queue: int = 64,
+        on_shadow: ShadowSink | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        if max_batch < 1 or max_wait < 0 or shadow_queue < 1:
+            raise ValueError("max_batch and shadow_queue must be >= 1 and max_wait >= 0")
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self._model_threads = model_threads
+        self._on_shadow = on_shadow
+        self.metrics = metrics or ServerMetrics()
+        self._pending: list[_Item] = []
+        self._pending_rows = 0
+        self._busy = False
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._recent = 1.0  # moving average of rows per call
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="bedside-model",
+            initializer=limit_openmp_threads,
+            initargs=(model_threads,),
+        )
+        self._shadow_queue: queue.Queue[list[_Item] | None] = queue.Queue(maxsize=shadow_queue)
+        self._shadow_thread = threading.Thread(
+            target=self._shadow_loop, name="bedside-shadow", daemon=True
+        )
+        self._shadow_thread.start()
+
+    # ------------------------------------------------------------------------ the event loop
+
+    async def score(
+        self, model: DeployedModel, rows: list[list[float]], shadow: ShadowWork | None = None
+    ) -> list[float]:
+        """Return the production probabilities of ``rows`` (scored with ``model``).
+
+        Raises:
+            StoreUnavailable: the server is shutting down.
+            BedsideError: the model raised (HTTP 500; the failure is logged).
+        """
+        if self._closing:
+            raise StoreUnavailable("The server is shutting down; send the request again.")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[float]] = loop.create_future()
+        self._pending.append(_Item(model, rows, future, shadow))
+        self._pending_rows += len(rows)
+        self._idle.clear()
+        if not self._busy:
+            target = min(self.max_batch, int(self._recent + 0.5))
+            if self._pending_rows >= target or self.max_wait <= 0:
+                self._dispatch(loop)
+            elif self._timer is None:
+                self._timer = loop.call_later(self.max_wait, self._on_timer, loop)
+        return await future
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not self._busy and self._pending:
+            self._dispatch(loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending = self._pending
+        take, rows = 0, 0
+        while take < len(pending) and (
+            take == 0 or rows + len(pending[take].rows) <= self.max_batch
+        ):
+            rows += len(pending[take].rows)
+            take += 1
+        batch, self._pending = pending[:take], pending[take:]
+        self._pending_rows -= rows
+        self._busy = True
+        self._recent = 0.8 * self._recent + 0.2 * rows
+        done = self._executor.submit(self._run_batch, batch)
+        done.add_done_callback(lambda f: loop.call_soon_threadsafe(self._on_done, batch, f))
+
+    def _on_done(self, batch: list[_Item], done: concurrent.futures.Future[Any]) -> None:
+        self._busy = False
+        results: list[tuple[list[_Item], list[float] | None]] = done.result()
+        for items, values in results:
+            if values is None:
+                error = BedsideError(
+                    f"The production model {items[0].model.ref} failed to score this request; "
+                    "the failure is logged. Try again, and tell the model's owners if it recurs."
+                )
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            start = 0
+            for item in items:
+                end = start + len(item.rows)
+                if not item.future.done():
+                    item.future.set_result(values[start:end])
+                start = end
+        # Responses are handed back above; only now does the shadow get the same rows.
+        shadowed = [item for items, values in results if values is not None for item in items]
+        shadowed = [item for item in shadowed if item.shadow is not None]
+        if shadowed:
+            self._queue_shadow(shadowed)
+        if self._pending:
+            self._dispatch(asyncio.get_running_loop())
+        elif not self._busy:
+            self._idle.set()
+
+    # ------------------------------------------------------------------------ the model thread
+
+    def _run_batch(self, batch: list[_Item]) -> list[tuple[list[_Item], list[float] | None]]:
+        out: list[tuple[list[_Item], list[float] | None]] = []
+        for items in _group_by_model(batch):
+            model = items[0].model
+            rows = [row for item in items for row in item.rows]
+            started = time.perf_counter()
+            try:
+                values: list[float] | None = _score(model, rows)
+            except Exception as exc:
+                logger.error(
+                    "production model %s failed on %d rows: %s",
+                    model.ref,
+                    len(rows),
+                    type(exc).__name__,
+                )
+                values = None
+            self.metrics.model_seconds.observe(time.perf_counter() - started, "production")
+            self.metrics.batch_rows.observe(len(rows), "production")
+            self.metrics.predictions.inc(model.name, "production", amount=len(rows))
+            out.append((items, values))
+        return out
+
+    # ----------------------------------------------------------------------------- the shadow
+
+    def _queue_shadow(self, items: list[_Item]) -> None:
+        try:
+            self._shadow_queue.put_nowait(items)
+        except queue.Full:
+            skipped: list[dict[str, Any]] = []
+            for item in items:
+                assert item.shadow is not None
+                self.metrics.shadow_dropped.inc(item.model.name, amount=len(item.rows))
+                skipped.extend(
+                    _shadow_entry(item.shadow.model, rid, None, error="skipped: shadow queue full")
+                    for rid in item.shadow.request_ids
+                )
+            self._emit(skipped)
+
+    def _emit(self, entries: list[dict[str, Any]]) -> None:
+        if self._on_shadow is not None and entries:
+            try:
+                self._on_shadow(entries)
+            except (
+                Exception
+            ) as exc:  # the log is closing or failed: the shadow never fails a response
+                logger.warning("shadow outputs not logged: %s", type(exc).__name__)
+
+    def _shadow_loop(self) -> None:
+        limit_openmp_threads(self._model_threads)
+        while True:
+            items = self._shadow_queue.get()
+            if items is None:
+                return
+            groups: dict[int, list[_Item]] = {}
+            for item in items:
+                assert item.shadow is not None
+                groups.setdefault(id(item.shadow.model), []).append(item)
+            for group in groups.values():
+                self._emit(self._score_shadow(group))
+
+    def _score_shadow(self, items: list[_Item]) -> list[dict[str, Any]]:
+        shadow = items[0].shadow
+        assert shadow is not None
+        model = shadow.model
+        ids: list[str] = []
+        rows: list[list[float]] = []
+        entries: list[dict[str, Any]] = []
+        for item in items:
+            work = item.shadow
+            assert work is not None
+            if model.schema == item.model.schema:
+                ids.extend(work.request_ids)
+                rows.extend(item.rows)
+                continue
+            for rid, record in zip(work.request_ids, work.records, strict=True):
+                row, errors = model.schema.check_row(record, where="features")
+                if row is None:
+                    entries.append(
+                        _shadow_entry(model, rid, None, error="input: " + errors[0].field)
+                    )
+                else:
+                    ids.append(rid)
+                    rows.append(row)
+        if not rows:
+            return entries
+        started = time.perf_counter()
+        try:
+            values = _score(model, rows)
+        except Exception as exc:
+            self.metrics.shadow_failures.inc(model.name)
+            logger.warning(
+                "shadow model %s failed on %d rows: %s", model.ref, len(rows), type(exc).__name__
+            )
+            return entries + [
+                _shadow_entry(model, rid, None, error=type(exc).__name__) for rid in ids
+            ]
+        self.metrics.model_seconds.observe(time.perf_counter() - started, "shadow")
+        self.metrics.batch_rows.observe(len(rows), "shadow")
+        self.metrics.predictions.inc(model.name, "shadow", amount=len(rows))
+        entries.extend(_shadow_entry(model, rid, p) for rid, p in zip(ids, values, strict=True))
+        return entries
+
+    # ------------------------------------------------------------------------------- shutdown
+
+    async def aclose(self, *, shadow_timeout: float = 5.0) -> None:
+        """Refuse new work, finish every queued request, then let the shadow drain (bounded)."""
+        self._closing = True
+        while self._busy or self._pending:
+            self._idle.clear()
+            if not self._busy and self._pending:
+                self._dispatch(asyncio.get_running_loop())
+            await self._idle.wait()
+        await asyncio.to_thread(self._stop_threads, shadow_timeout)
+
+    def _stop_threads(self, shadow_timeout: float) -> None:
+        self._executor.shutdown(wait=True)
+        try:
+            self._shadow_queue.put(None, timeout=shadow_timeout)
+        except queue.Full:
+            logger.warning("shadow queue still full at shutdown; its remaining work is skipped")
+            return
+        self._shadow_thread.join(shadow_timeout)
+
+
+def _shadow_entry(
+    model: DeployedModel, request_id: str, probability: float | None, *, error: str | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "kind": "shadow",
+        "request_id": request_id,
+        "model": model.name,
+        "version": model.version,
+        "threshold": model.threshold,
+    }
+    if probability is None:
+        entry["error"] = error
+    else:
+        entry["probability"] = probability
+        entry["decision"] = probability >= model.threshold
+    return entry

@@ -1,0 +1,488 @@
+"""The durable, encrypted, append-only inference log, written with group commit.
+
+Every prediction the server makes is a record in this log before its response is sent. One writer
+thread per process takes all pending records at once, encrypts each (AES-256-GCM, see
+:mod:`bedside.serving.log_format`), appends them to the current segment in one write, calls
+``fdatasync`` once for the whole group and only then releases every waiting request. Under load a
+group holds many records, so durability costs one disk flush per group, not per request.
+
+Records are JSON objects with a ``kind``:
+
+- ``prediction``: ``request_id``, ``received`` (epoch seconds), ``model``, ``version``,
+  ``threshold``, ``inputs`` (the validated features), ``probability``, ``decision``,
+  ``shadow_version`` (or null), ``logged`` (server time when written).
+- ``shadow``: the shadow model's output for a ``request_id`` (``version``, ``probability``,
+  ``decision``, ``threshold``), or ``error`` (the exception type) — written later than the
+  prediction, never waited for.
+- ``outcome``: a ``label`` (0/1) that arrived later for a ``request_id``, with its ``time``.
+
+On open the writer claims a stream (``w0``, ``w1`` … one per server worker, held by an exclusive
+``flock``), cuts a torn final frame left by a crash from the stream's newest segment and starts a
+fresh segment (with a fresh data key; frames are never appended after a torn write, so no nonce is
+ever reused). :class:`~bedside.serving.log_reader.InferenceLogReader` authenticates and
+decrypts everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bedside.errors import InvalidInput, StoreUnavailable
+from bedside.security import KeyRing
+from bedside.serving.log_format import (
+    MAX_FRAME,
+    SegmentReader,
+    frame_aad,
+    frame_nonce,
+    fsync_dir,
+    new_segment_bytes,
+    segment_path,
+    stream_segments,
+)
+from bedside.serving.log_reader import (
+    LOG_FILE,
+    InferenceLogReader,
+    InferenceRecord,
+    read_log_id,
+    read_streams,
+)
+
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "InferenceLog",
+    "InferenceLogReader",
+    "InferenceRecord",
+    "outcome_entry",
+    "prediction_entry",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES: Final = 64 * 1024 * 1024
+MAX_STREAMS: Final = 256
+_U32: Final = struct.Struct(">I")
+
+#: ``observer(records, bytes, fsync_seconds)`` is called after every durable group.
+GroupObserver = Callable[[int, int, float], None]
+
+
+def prediction_entry(
+    *,
+    request_id: str,
+    received: float,
+    model: str,
+    version: str,
+    threshold: float,
+    inputs: dict[str, Any],
+    probability: float,
+    decision: bool,
+    shadow_version: str | None,
+) -> dict[str, Any]:
+    """Return the log record of one prediction (``logged`` is added when it is written)."""
+    return {
+        "kind": "prediction",
+        "request_id": request_id,
+        "received": received,
+        "model": model,
+        "version": version,
+        "threshold": threshold,
+        "inputs": inputs,
+        "probability": probability,
+        "decision": decision,
+        "shadow_version": shadow_version,
+    }
+
+
+def _ensure_log_id(folder: Path) -> str:
+    existing = read_log_id(folder)
+    if existing is not None:
+        return existing
+    tmp = folder / f".{LOG_FILE}.{os.getpid()}.tmp"
+    tmp.write_bytes(orjson.dumps({"log_id": str(uuid.uuid4()), "format": 1}))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    with contextlib.suppress(FileExistsError):
+        os.link(tmp, folder / LOG_FILE)  # atomic: the first writer's identity wins
+    tmp.unlink()
+    fsync_dir(folder)
+    log_id = read_log_id(folder)
+    assert log_id is not None
+    return log_id
+
+
+class _SyncWaiter:
+    __slots__ = ("error", "event")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+class InferenceLog:
+    """The writer of one stream of the inference log (one per process).
+
+    Use :meth:`open`; call :meth:`close` at shutdown (it writes everything pending first).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        key_ring: KeyRing,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        clock: Callable[[], float] = time.time,
+        observer: GroupObserver | None = None,
+    ) -> None:
+        if segment_bytes < 4096:
+            raise InvalidInput(f"segment_bytes must be at least 4096; got {segment_bytes}.")
+        self.folder = Path(folder)
+        self._key_ring = key_ring
+        self._segment_bytes = segment_bytes
+        self._clock = clock
+        self.observer = observer
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[tuple[dict[str, Any], Any]] = []
+        self._closing = False
+        self._failed: StoreUnavailable | None = None
+        self._known: dict[str, set[bytes]] = {}
+        self._readers: dict[Path, SegmentReader] = {}
+        self._index_lock = threading.Lock()
+        self._fd = -1
+        self._lock_fd = -1
+        self.stream = ""
+        self.log_id = ""
+        self._seq = 0
+        self._frames = 0
+        self._size = 0
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        folder: Path,
+        *,
+        key_ring: KeyRing,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        clock: Callable[[], float] = time.time,
+        observer: GroupObserver | None = None,
+    ) -> InferenceLog:
+        """Open (or create) the log in ``folder``: claim a stream, recover it, start writing.
+
+        Raises:
+            IntegrityError: the stream's newest segment is damaged beyond a torn final write.
+            StoreUnavailable: every stream is held by another live writer.
+            ConfigError: the project has no data key.
+        """
+        log = cls(
+            folder, key_ring=key_ring, segment_bytes=segment_bytes, clock=clock, observer=observer
+        )
+        log._start()
+        return log
+
+    def _start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_id = _ensure_log_id(self.folder)
+        self._claim_stream()
+        (self.folder / self.stream).mkdir(exist_ok=True, mode=0o700)
+        prev_frames = self._recover()
+        self._new_segment(prev_frames)
+        self._thread = threading.Thread(
+            target=self._run, name=f"bedside-log-{self.stream}", daemon=True
+        )
+        self._thread.start()
+        logger.info("inference log stream %s open at segment %d", self.stream, self._seq)
+
+    def _claim_stream(self) -> None:
+        for number in range(MAX_STREAMS):
+            fd = os.open(self.folder / f"w{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._lock_fd = fd
+            self.stream = f"w{number}"
+            return
+        raise StoreUnavailable(
+            f"All {MAX_STREAMS} inference log streams in {self.folder} are held by running "
+            "writers; stop a server, or give this one its own log folder."
+        )
+
+    def _recover(self) -> int | None:
+        """Cut a torn tail from the stream's newest segment; return its frame count."""
+        directory = self.folder / self.stream
+        for leftover in directory.glob(".*.tmp"):
+            leftover.unlink()
+        segments = stream_segments(self.folder, self.stream)
+        if not segments:
+            return None
+        seq, path = segments[-1]
+        reader = SegmentReader(path, key_ring=self._key_ring)
+        reader.read_new(tail_may_tear=True)
+        self._seq = seq
+        if reader.torn:
+            with open(path, "r+b") as fh:
+                fh.truncate(reader.offset)
+                os.fsync(fh.fileno())
+            logger.warning(
+                "inference log %s/%s: cut a torn final write of %d bytes after %d frames",
+                self.stream,
+                path.name,
+                reader.torn,
+                reader.frames,
+            )
+        return reader.frames
+
+    def _new_segment(self, prev_frames: int | None) -> None:
+        self._seq += 1
+        raw, header, key = new_segment_bytes(
+            key_ring=self._key_ring,
+            log_id=self.log_id,
+            stream=self.stream,
+            seq=self._seq,
+            created=self._clock(),
+            prev_frames=prev_frames,
+        )
+        path = segment_path(self.folder, self.stream, self._seq)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        old_fd = self._fd
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        if old_fd >= 0:
+            os.close(old_fd)
+        self._aead = AESGCM(key)
+        self._prefix = header.nonce_prefix
+        self._digest = header.digest
+        self._frames = 0
+        self._size = header.size
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write everything pending, make it durable, stop the writer and release the stream."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = -1
+        logger.info("inference log stream %s closed", self.stream)
+
+    @property
+    def is_healthy(self) -> bool:
+        """Return whether the log accepts records (open and no write has failed)."""
+        return not self._closing and self._failed is None
+
+    # --------------------------------------------------------------------------------- append
+
+    def _enqueue(self, entries: Sequence[dict[str, Any]], waiter: Any) -> None:
+        with self._cond:
+            if self._failed is not None:
+                raise self._failed
+            if self._closing:
+                raise StoreUnavailable("The inference log is closed; the server is shutting down.")
+            was_empty = not self._pending
+            last = len(entries) - 1
+            self._pending.extend(
+                (entry, waiter if i == last else None) for i, entry in enumerate(entries)
+            )
+            if was_empty:
+                self._cond.notify()
+
+    async def append(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Append ``entries``; return once all are durable (in one group).
+
+        Raises:
+            StoreUnavailable: the log is closed or a write failed.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(entries, future)
+        await future
+
+    def append_sync(self, entries: Sequence[dict[str, Any]], *, timeout: float = 30.0) -> None:
+        """Append ``entries`` from a plain thread; return once all are durable.
+
+        Raises:
+            StoreUnavailable: the log is closed, a write failed, or it timed out.
+        """
+        waiter = _SyncWaiter()
+        self._enqueue(entries, waiter)
+        if not waiter.event.wait(timeout):
+            raise StoreUnavailable(f"The inference log did not confirm a write in {timeout} s.")
+        if waiter.error is not None:
+            raise waiter.error
+
+    def append_nowait(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Queue ``entries`` without waiting (shadow outputs); they join the next group."""
+        self._enqueue(entries, None)
+
+    def append_outcome(
+        self, request_id: str, label: int, time: datetime | float, *, model: str | None = None
+    ) -> None:
+        """Durably record that the outcome ``label`` of ``request_id`` became known at ``time``."""
+        self.append_sync([outcome_entry(request_id, label, time, model=model)])
+
+    # ----------------------------------------------------------------------------- the writer
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                group, self._pending = self._pending, []
+            if not group:
+                return  # closing, and everything written
+            error: BaseException | None = self._failed
+            if error is None:
+                try:
+                    self._write_group(group)
+                except Exception as exc:  # disk full, I/O error: no later write is safe
+                    logger.error(
+                        "inference log %s: a write of %d records failed (%s); the log stops "
+                        "accepting records until the server restarts",
+                        self.stream,
+                        len(group),
+                        type(exc).__name__,
+                    )
+                    self._failed = StoreUnavailable(
+                        "The inference log could not be written; predictions are refused until "
+                        "the server is restarted (check disk space and permissions)."
+                    )
+                    error = self._failed
+            self._release(group, error)
+
+    def _write_group(self, group: list[tuple[dict[str, Any], Any]]) -> None:
+        now = self._clock()
+        aead, prefix, digest = self._aead, self._prefix, self._digest
+        index = self._frames
+        parts: list[bytes] = []
+        dumps = orjson.dumps
+        for entry, _ in group:
+            entry["logged"] = now
+            plain = dumps(entry)
+            if len(plain) > MAX_FRAME - 16:
+                raise InvalidInput("An inference log record is larger than 16 MiB.")
+            cipher = aead.encrypt(frame_nonce(prefix, index), plain, frame_aad(digest, index))
+            length = _U32.pack(len(cipher))
+            parts.append(length)
+            parts.append(_U32.pack(zlib.crc32(cipher, zlib.crc32(length))))
+            parts.append(cipher)
+            index += 1
+        data = b"".join(parts)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        started = time.perf_counter()
+        os.fdatasync(self._fd)
+        elapsed = time.perf_counter() - started
+        self._frames = index
+        self._size += len(data)
+        for entry, _ in group:
+            if entry["kind"] == "prediction":
+                self._remember(entry["model"], entry["request_id"])
+        if self.observer is not None:
+            self.observer(len(group), len(data), elapsed)
+        if self._size >= self._segment_bytes:
+            self._new_segment(self._frames)
+
+    def _release(
+        self, group: list[tuple[dict[str, Any], Any]], error: BaseException | None
+    ) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, waiter in group:
+            if waiter is None:
+                continue
+            if isinstance(waiter, _SyncWaiter):
+                waiter.error = error
+                waiter.event.set()
+            else:
+                by_loop.setdefault(waiter.get_loop(), []).append(waiter)
+        for loop, futures in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, futures, error)
+
+    # ------------------------------------------------------------------------------ the index
+
+    def _remember(self, model: str, request_id: str) -> None:
+        known = self._known.get(model)
+        if known is None:
+            known = self._known[model] = set()
+        known.add(uuid.UUID(request_id).bytes)
+
+    def refresh_index(self) -> None:
+        """Read records new since the last refresh (every stream) into the request-id index."""
+        with self._index_lock:
+            for plain in read_streams(
+                self.folder, key_ring=self._key_ring, log_id=self.log_id, readers=self._readers
+            ):
+                entry = orjson.loads(plain)
+                if entry.get("kind") == "prediction":
+                    self._remember(entry["model"], entry["request_id"])
+
+    def unknown_ids(self, model: str, request_ids: Iterable[str]) -> list[str]:
+        """Return the ids among ``request_ids`` with no prediction of ``model`` in the log.
+
+        Reads the log (all streams, so other workers' records count) when an id is not yet
+        indexed; blocking — call it off the event loop.
+        """
+        ids = list(request_ids)
+        missing = [i for i in ids if uuid.UUID(i).bytes not in self._known.get(model, ())]
+        if missing:
+            self.refresh_index()
+            known = self._known.get(model, set())
+            missing = [i for i in missing if uuid.UUID(i).bytes not in known]
+        return missing
+
+
+def outcome_entry(
+    request_id: str, label: int, time: datetime | float, *, model: str | None = None
+) -> dict[str, Any]:
+    """Return the log record of an outcome label that arrived for ``request_id``."""
+    if isinstance(label, bool) or label not in (0, 1):
+        raise InvalidInput("An outcome label is 0 or 1.")
+    when = time.timestamp() if isinstance(time, datetime) else float(time)
+    return {
+        "kind": "outcome",
+        "request_id": str(request_id),
+        "model": model,
+        "label": label,
+        "time": when,
+    }
