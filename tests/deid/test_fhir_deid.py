@@ -23,7 +23,7 @@ from bedside.deid.fhir_rules import SAFE_STRING_FIELDS
 from bedside.domain.deid import Action, Category, DeidPolicy, pseudonym
 from bedside.errors import InvalidInput
 
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-10-patients"
+SYNTHEA = Path(__file__).resolve().parents[1] / "data" / "synthea-10-patients"
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 132))
 AS_OF = date(2026, 1, 1)
