@@ -552,12 +552,10 @@ def delong_test(y_true: Any, score_a: Any, score_b: Any) -> DeLongResult:
     n = len(y) - m
     nan = math.nan
     if m < 2 or n < 2:
-        reason = (
-            f"DeLong's test needs at least 2 positive and 2 negative outcomes; found {m} and {n}"
-        )
+        why = f"DeLong's test needs at least 2 positive and 2 negative outcomes; found {m} and {n}"
         auc_a = auroc(y, a).value
         auc_b = auroc(y, b).value
-        return DeLongResult(auc_a, auc_b, nan, nan, nan, auc_a - auc_b, nan, nan, reason)
+        return DeLongResult(auc_a, auc_b, nan, nan, nan, auc_a - auc_b, nan, nan, why)
     scores = np.vstack([a, b])
     positives = scores[:, y == 1]
     negatives = scores[:, y == 0]

@@ -1,0 +1,689 @@
+"""Compute metrics for many subgroups and many patient-level bootstrap resamples at once.
+
+The percentile bootstrap (REGULATORY §8) resamples **patients** with replacement — all rows of a
+patient move together — optionally within outcome strata, and takes the ``α/2`` and ``1 − α/2``
+quantiles of each metric over the resamples. A resample is a vector of patient counts (how often
+each patient was drawn); each resample has its own random stream spawned from ``seed``
+(``numpy.random.SeedSequence(seed).spawn(n_boot)``), so resample *k* is the same whatever
+``n_boot`` or the chunk size.
+
+Speed comes from sufficient statistics. For one grouping (the whole sample, or the groups of one
+attribute), rows are placed in *cells*: within each group, the distinct scores of the positive
+rows, the operating threshold and the ECE bin edges cut the score axis into points and open
+intervals, and a cell is one (group, outcome, point-or-interval). One sparse matrix maps patients
+to cell counts (and to per-group sums of p and (p − y)² per ECE bin), so a single sparse × dense
+product turns a block of resamples into cell totals; confusion counts, AUROC (Mann–Whitney with
+ties as one half), average precision, Brier score and ECE then follow from cumulative sums over
+the cells. With unit weights the same code gives the point estimates. Calibration slope and
+intercept have no such statistics: they are refitted per resample by a vectorised Newton solver
+started at the point estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import sparse, special
+
+from bedside.domain.metrics import DEFAULT_ECE_BINS, ece_bin_index, logistic_recalibration, logit
+from bedside.errors import InvalidInput
+
+__all__ = [
+    "CALIBRATION_METRICS",
+    "CELL_METRICS",
+    "GroupedMetrics",
+    "Grouping",
+    "Interval",
+    "patient_codes",
+    "percentile_intervals",
+    "resample_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Metrics computed from cell statistics, for every group and resample.
+CELL_METRICS: Final = (
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "false_positive_rate",
+    "selection_rate",
+    "prevalence",
+    "auroc",
+    "auprc",
+    "brier",
+    "ece",
+)
+#: Metrics refitted per resample by the logistic recalibration solver.
+CALIBRATION_METRICS: Final = (
+    "calibration_slope",
+    "calibration_intercept",
+    "calibration_joint_intercept",
+)
+
+#: A confidence interval is reported only when at least this share of resamples is defined.
+MIN_DEFINED_SHARE: Final = 0.5
+_CHUNK_ELEMENTS: Final = 1 << 22
+_NEWTON_STEPS: Final = 50
+_NEWTON_TOLERANCE: Final = 1e-10
+#: Width of the logit bins within which calibration refits sum by a Taylor expansion.
+CALIBRATION_BIN_WIDTH: Final = 1 / 64
+_TAYLOR_ORDER: Final = 3
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+# ------------------------------------------------------------------------------ resampling
+
+
+def patient_codes(patient_ids: Any, n_rows: int) -> tuple[IntArray, int]:
+    """Return a patient code (0…n_patients−1) per row and the number of patients.
+
+    Without ``patient_ids`` every row is its own patient.
+
+    Raises:
+        InvalidInput: the length differs from ``n_rows`` or a patient id is missing.
+    """
+    if patient_ids is None:
+        return np.arange(n_rows, dtype=np.int64), n_rows
+    values = (
+        np.asarray(patient_ids, dtype=object) if not hasattr(patient_ids, "dtype") else patient_ids
+    )
+    if len(values) != n_rows:
+        raise InvalidInput(
+            f"patient_ids needs one id per row: it has {len(values)}, the data have {n_rows}",
+            details={"argument": "patient_ids", "length": len(values), "rows": n_rows},
+        )
+    codes, uniques = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
+    missing = codes < 0
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise InvalidInput(
+            f"patient_ids has {int(missing.sum())} missing id(s), the first at row {first}; "
+            "every row needs its patient so that the bootstrap can resample patients",
+            details={"argument": "patient_ids", "row": first},
+        )
+    return codes.astype(np.int64), len(uniques)
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidInput(
+            "seed must be a whole number >= 0 (it makes the bootstrap reproducible)",
+            details={"argument": "seed"},
+        )
+    return int(seed)
+
+
+def _check_n_boot(n_boot: int) -> int:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise InvalidInput(
+            "n_boot must be a whole number >= 1 (1000 or more for a 95 % interval)",
+            details={"argument": "n_boot"},
+        )
+    return int(n_boot)
+
+
+def resample_counts(
+    n_patients: int,
+    *,
+    n_boot: int,
+    seed: int,
+    strata: IntArray | None = None,
+    chunk_size: int = 64,
+) -> Iterator[FloatArray]:
+    """Yield blocks of bootstrap resamples as patient counts, shape (n_patients, block).
+
+    Each resample draws ``n_patients`` patients with replacement (within each stratum, keeping
+    its size, when ``strata`` gives a stratum code per patient).
+    """
+    n_boot = _check_n_boot(n_boot)
+    streams = np.random.SeedSequence(_check_seed(seed)).spawn(n_boot)
+    members = (
+        [np.arange(n_patients)]
+        if strata is None
+        else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    )
+    for start in range(0, n_boot, chunk_size):
+        block = streams[start : start + chunk_size]
+        counts = np.zeros((len(block), n_patients), dtype=np.float64)
+        for k, stream in enumerate(block):
+            rng = np.random.default_rng(stream)
+            for group in members:
+                drawn = group[rng.integers(0, len(group), size=len(group))]
+                counts[k] += np.bincount(drawn, minlength=n_patients)
+        yield np.ascontiguousarray(counts.T)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A percentile bootstrap interval; NaN bounds with a reason when too few resamples count."""
+
+    lower: float
+    upper: float
+    n_defined: int  # resamples in which the metric was defined
+    reason: str | None = None
+
+
+def percentile_intervals(
+    samples: FloatArray, confidence_level: float
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Return the lower and upper percentile bounds and the defined count per row of samples.
+
+    Quantiles use numpy's default (linear interpolation); undefined (NaN) resamples are left
+    out, and a row with fewer than half its resamples defined gets NaN bounds.
+    """
+    alpha = 1 - confidence_level
+    q = np.array([alpha / 2, 1 - alpha / 2])
+    samples = np.atleast_2d(samples)
+    finite = np.isfinite(samples)
+    n_defined = finite.sum(axis=1)
+    lower = np.full(samples.shape[0], math.nan)
+    upper = np.full(samples.shape[0], math.nan)
+    complete = n_defined == samples.shape[1]
+    if complete.any():
+        bounds = np.quantile(samples[complete], q, axis=1)
+        lower[complete], upper[complete] = bounds[0], bounds[1]
+    partial = ~complete & (n_defined >= MIN_DEFINED_SHARE * samples.shape[1]) & (n_defined > 0)
+    for row in np.flatnonzero(partial):
+        lower[row], upper[row] = np.quantile(samples[row, finite[row]], q)
+    return lower, upper, n_defined.astype(np.int64)
+
+
+# -------------------------------------------------------------------------------- groupings
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """Rows split into groups: ``codes[i]`` is row i's group, ``labels[code]`` its name."""
+
+    name: str
+    codes: IntArray
+    labels: tuple[str, ...]
+
+    @classmethod
+    def whole(cls, n_rows: int, name: str = "overall") -> Grouping:
+        """Return the grouping with a single group holding every row."""
+        return cls(name, np.zeros(n_rows, dtype=np.int64), ("all",))
+
+    @property
+    def n_groups(self) -> int:
+        """Return the number of groups."""
+        return len(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cells:
+    """Where one grouping's cell totals sit in the stacked sparse matrix, and how to read them.
+
+    Slots order each group's score axis: point, interval, point, …, point. Negative rows are
+    counted per used slot (``n_neg_cells`` of them), positive rows per cut point (``n_cuts``).
+    The ``neg_*`` / ``pos_*`` arrays index the cumulative sums of those counts (with a leading
+    zero): ``cum[neg_x]`` is the number of negatives in the slots before slot x.
+    """
+
+    offset: int  # first matrix row of this grouping
+    n_groups: int
+    n_neg_cells: int
+    n_cuts: int
+    n_bins: int
+    cut_group: IntArray  # group of each cut (cuts sorted by group, then value)
+    group_cut_start: IntArray  # first cut of each group (= pos index of the group's start)
+    neg_start: IntArray  # per group
+    neg_end: IntArray
+    neg_threshold: IntArray
+    neg_point: IntArray  # per cut: before its point slot
+    neg_after_point: IntArray  # per cut: after its point slot
+    pos_end: IntArray  # per group
+    pos_threshold: IntArray
+    pos_bin_start: IntArray  # (groups, bins)
+    pos_bin_end: IntArray
+
+    @property
+    def n_rows(self) -> int:
+        """Return the number of matrix rows this grouping uses."""
+        return self.n_neg_cells + self.n_cuts + self.n_groups * (self.n_bins + 1)
+
+
+def _build_cells(
+    grouping: Grouping,
+    y: npt.NDArray[np.int8],
+    p: FloatArray,
+    patient: IntArray,
+    *,
+    threshold: float,
+    n_bins: int,
+    offset: int,
+) -> tuple[_Cells, tuple[IntArray, IntArray, FloatArray]]:
+    """Return the cell layout of one grouping and its sparse entries (row, patient, value)."""
+    codes, n_groups = grouping.codes, grouping.n_groups
+    positive = y == 1
+    edges = np.arange(n_bins + 1) / n_bins
+    fixed = np.r_[edges, threshold]
+    cut_values = np.r_[p[positive], np.tile(fixed, n_groups)]
+    cut_groups = np.r_[codes[positive], np.repeat(np.arange(n_groups), len(fixed))]
+    values, inverse = np.unique(np.r_[cut_values, p], return_inverse=True)
+    n_values = len(values)
+    cut_key = np.unique(cut_groups * n_values + inverse[: len(cut_values)])
+    row_key = codes * n_values + inverse[len(cut_values) :]
+    cut_group = cut_key // n_values
+    group_cut_start = np.searchsorted(cut_group, np.arange(n_groups + 1))
+    # slot 2j − g is cut j's point (g its group), slot 2j − g + 1 the interval after it
+    point_slot = 2 * np.arange(len(cut_key)) - cut_group
+    group_start = point_slot[group_cut_start[:-1]]
+    group_end = point_slot[group_cut_start[1:] - 1] + 1
+
+    def slot_of(group: IntArray, value: FloatArray) -> IntArray:
+        keys = group * n_values + np.searchsorted(values, value)
+        found: IntArray = point_slot[np.searchsorted(cut_key, keys)]
+        return found
+
+    groups = np.arange(n_groups)
+    threshold_slot = slot_of(groups, np.full(n_groups, threshold))
+    bin_start = slot_of(np.repeat(groups, n_bins), np.tile(edges[:-1], n_groups)).reshape(
+        n_groups, n_bins
+    )
+    bin_end = np.column_stack([bin_start[:, 1:], group_end])
+
+    cut = np.searchsorted(cut_key, row_key, side="right") - 1
+    row_slot = point_slot[cut] + (cut_key[cut] != row_key)
+    neg_used = np.unique(row_slot[~positive])
+
+    def neg(slots: IntArray) -> IntArray:
+        return np.searchsorted(neg_used, slots)
+
+    def pos(slots: IntArray) -> IntArray:
+        return np.searchsorted(point_slot, slots)
+
+    n_neg_cells, n_cuts = len(neg_used), len(cut_key)
+    base = offset + n_neg_cells + n_cuts
+    rows = np.concatenate(
+        [
+            np.where(positive, offset + n_neg_cells + cut, offset + neg(row_slot)),  # counts
+            base + codes * n_bins + ece_bin_index(p, n_bins),  # Σ p per group and ECE bin
+            base + n_groups * n_bins + codes,  # Σ (p − y)² per group
+        ]
+    )
+    data = np.concatenate([np.ones(len(p)), p, (p - y) ** 2])
+    cells = _Cells(
+        offset=offset,
+        n_groups=n_groups,
+        n_neg_cells=n_neg_cells,
+        n_cuts=n_cuts,
+        n_bins=n_bins,
+        cut_group=cut_group,
+        group_cut_start=group_cut_start[:-1],
+        neg_start=neg(group_start),
+        neg_end=neg(group_end),
+        neg_threshold=neg(threshold_slot),
+        neg_point=neg(point_slot),
+        neg_after_point=neg(point_slot + 1),
+        pos_end=group_cut_start[1:],
+        pos_threshold=pos(threshold_slot),
+        pos_bin_start=pos(bin_start),
+        pos_bin_end=pos(bin_end),
+    )
+    return cells, (rows, np.tile(patient, 3), data)
+
+
+def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    out = np.full(np.broadcast(numerator, denominator).shape, math.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _cumulative(block: FloatArray) -> FloatArray:
+    out = np.zeros((block.shape[0] + 1, block.shape[1]))
+    np.cumsum(block, axis=0, out=out[1:])
+    return out
+
+
+def _read_cells(cells: _Cells, sums: FloatArray) -> dict[str, FloatArray]:
+    """Turn one grouping's cell totals (rows × resamples) into metrics (groups × resamples)."""
+    o, r = cells.offset, sums.shape[1]
+    pos_at = sums[o + cells.n_neg_cells : o + cells.n_neg_cells + cells.n_cuts]
+    neg = _cumulative(sums[o : o + cells.n_neg_cells])
+    pos = _cumulative(pos_at)
+    gs = cells.group_cut_start
+    n_neg = neg[cells.neg_end] - neg[cells.neg_start]
+    n_pos = pos[cells.pos_end] - pos[gs]
+    total = n_neg + n_pos
+    tn = neg[cells.neg_threshold] - neg[cells.neg_start]
+    fn = pos[cells.pos_threshold] - pos[gs]
+    fp = n_neg - tn
+    tp = n_pos - fn
+
+    # ranking metrics: positives sit only on cut points
+    cg = cells.cut_group
+    neg_at = neg[cells.neg_after_point] - neg[cells.neg_point]
+    neg_below = neg[cells.neg_point] - neg[cells.neg_start][cg]
+    pos_below = pos[:-1] - pos[gs][cg]
+    u = np.add.reduceat(pos_at * (neg_below + 0.5 * neg_at), gs, axis=0)
+    tp_above = n_pos[cg] - pos_below
+    fp_above = n_neg[cg] - neg_below
+    precision = np.zeros_like(pos_at)
+    np.divide(tp_above, tp_above + fp_above, out=precision, where=pos_at > 0)
+    ap_sum = np.add.reduceat(pos_at * precision, gs, axis=0)
+
+    events = pos[cells.pos_bin_end] - pos[cells.pos_bin_start]
+    base = o + cells.n_neg_cells + cells.n_cuts
+    g, b = cells.n_groups, cells.n_bins
+    p_sum = sums[base : base + g * b].reshape(g, b, r)
+    squared = sums[base + g * b : base + g * b + g]
+    return {
+        "sensitivity": _divide(tp, n_pos),
+        "specificity": _divide(tn, n_neg),
+        "ppv": _divide(tp, tp + fp),
+        "npv": _divide(tn, tn + fn),
+        "false_positive_rate": _divide(fp, n_neg),
+        "selection_rate": _divide(tp + fp, total),
+        "prevalence": _divide(n_pos, total),
+        "auroc": _divide(u, n_pos * n_neg),
+        "auprc": _divide(ap_sum, n_pos),
+        "brier": _divide(squared, total),
+        "ece": _divide(np.abs(events - p_sum).sum(axis=1), total),
+        "n": total,
+        "n_events": n_pos,
+    }
+
+
+# ------------------------------------------------------------------------ recalibration fits
+
+
+@dataclass(frozen=True, slots=True)
+class _CalibrationCells:
+    """One grouping's logit bins: Taylor moments per (group, bin) and the point fits."""
+
+    offset: int  # first matrix row of this grouping's calibration statistics
+    first_group: int  # position of the grouping's first group in the stacked output
+    n_groups: int
+    n_bins: int  # non-empty (group, logit bin) pairs, sorted by group then bin
+    center: FloatArray  # logit at the middle of each bin
+    bin_group: IntArray
+    group_bin_start: IntArray
+    joint: FloatArray  # (groups, 2): point estimates of intercept and slope
+    citl: FloatArray  # (groups,): point estimate of the calibration-in-the-large intercept
+
+    @property
+    def n_rows(self) -> int:
+        """Return the number of matrix rows these statistics use."""
+        return (_TAYLOR_ORDER + 1) * self.n_bins + 2 * self.n_groups
+
+
+def _build_calibration_cells(
+    grouping: Grouping,
+    y: npt.NDArray[np.int8],
+    p: FloatArray,
+    patient: IntArray,
+    *,
+    offset: int,
+    first_group: int,
+) -> tuple[_CalibrationCells, tuple[IntArray, IntArray, FloatArray]]:
+    """Return the logit-bin layout of one grouping and its sparse entries (row, patient, value).
+
+    Each row lands in bin ⌊logit(p)/h⌋ of its group; the entries are the powers dᵠ (q = 0…3) of
+    its distance d to the bin's centre, and for positive rows 1 and logit(p) (the observed sums).
+    """
+    codes, n_groups = grouping.codes, grouping.n_groups
+    x = logit(p)
+    h = CALIBRATION_BIN_WIDTH
+    k = np.floor(x / h).astype(np.int64)
+    k_min = int(k.min()) if len(k) else 0
+    span = (int(k.max()) - k_min + 1) if len(k) else 1
+    keys, which = np.unique(codes * span + (k - k_min), return_inverse=True)
+    bin_group = keys // span
+    center = ((keys % span) + k_min + 0.5) * h
+    d = x - center[which]
+    order = _TAYLOR_ORDER + 1
+    positive = y == 1
+    n_bins = len(keys)
+    rows = np.concatenate(
+        [offset + which * order + q for q in range(order)]
+        + [offset + order * n_bins + 2 * codes[positive] + q for q in range(2)]
+    )
+    data = np.concatenate(
+        [d**q for q in range(order)] + [np.ones(int(positive.sum())), x[positive]]
+    )
+    cols = np.concatenate([np.tile(patient, order), np.tile(patient[positive], 2)])
+
+    joint = np.full((n_groups, 2), math.nan)
+    citl = np.full(n_groups, math.nan)
+    group_rows = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n_groups))]
+    for g in range(n_groups):
+        rows_g = group_rows[bounds[g] : bounds[g + 1]]
+        fit = logistic_recalibration(y[rows_g], p[rows_g])
+        joint[g] = fit.intercept.value, fit.slope.value
+        citl[g] = fit.citl.value
+    cells = _CalibrationCells(
+        offset=offset,
+        first_group=first_group,
+        n_groups=n_groups,
+        n_bins=n_bins,
+        center=center,
+        bin_group=bin_group,
+        group_bin_start=np.searchsorted(bin_group, np.arange(n_groups)),
+        joint=joint,
+        citl=citl,
+    )
+    return cells, (rows, cols, data)
+
+
+def _expit_derivatives(eta: FloatArray) -> list[FloatArray]:
+    """Return σ, σ′, σ″, σ‴, σ⁗ of the logistic function at ``eta``."""
+    mu = special.expit(eta)
+    f1 = mu * (1 - mu)
+    f2 = f1 * (1 - 2 * mu)
+    return [mu, f1, f2, f1 * (1 - 6 * f1), f2 * (1 - 12 * f1)]
+
+
+def _taylor_sums(
+    cells: _CalibrationCells,
+    moments: FloatArray,
+    intercept: FloatArray,
+    slope: FloatArray | None,
+    terms: Sequence[tuple[int, int]],
+) -> list[FloatArray]:
+    """Return Σᵢ wᵢ xᵢᵏ σ⁽ᵐ⁾(a + b xᵢ) per group and resample for each (k, m) in ``terms``.
+
+    Within a bin, g(x) = xᵏ σ⁽ᵐ⁾(a + b x) is expanded around the centre c to third order:
+    Σ w g(x) ≈ Σ_q g⁽ᵠ⁾(c) · Σ w dᵠ / q!, with g⁽ᵠ⁾ = Σⱼ C(q,j) k!/(k−j)! c^(k−j) b^(q−j)
+    σ⁽ᵐ⁺ᵠ⁻ʲ⁾. ``slope`` None means b = 1 (the calibration-in-the-large fit).
+    """
+    c = cells.center[:, None]
+    a_bins = intercept[cells.bin_group]
+    b_bins = slope[cells.bin_group] if slope is not None else None
+    sigma = _expit_derivatives(a_bins + (b_bins * c if b_bins is not None else c))
+    b_power = [np.ones_like(a_bins)]
+    for _ in range(_TAYLOR_ORDER):
+        b_power.append(b_power[-1] * b_bins if b_bins is not None else b_power[-1])
+    results = []
+    for k, m in terms:
+        total = np.zeros_like(a_bins)
+        for q in range(_TAYLOR_ORDER + 1):
+            derivative = np.zeros_like(a_bins)
+            for j in range(min(q, k) + 1):
+                factor = math.comb(q, j) * math.perm(k, j)
+                derivative += factor * c ** (k - j) * b_power[q - j] * sigma[m + q - j]
+            total += derivative * moments[q]
+        results.append(np.add.reduceat(total, cells.group_bin_start, axis=0))
+    return results
+
+
+def _binned_fit(cells: _CalibrationCells, sums: FloatArray) -> tuple[FloatArray, ...]:
+    """Refit the recalibration of every group in every resample from the binned statistics.
+
+    Newton's method from the point estimate, each step clipped to at most 1 per coefficient,
+    until the step is below 1e-10; a fit that has not converged after 50 steps (separation in
+    the resample, a group left empty) is NaN. Returns (joint intercept, slope, CITL intercept),
+    each of shape (groups, resamples).
+    """
+    order = _TAYLOR_ORDER + 1
+    n_bins, n_groups, n_res = cells.n_bins, cells.n_groups, sums.shape[1]
+    block = sums[cells.offset : cells.offset + order * n_bins].reshape(n_bins, order, n_res)
+    moments = np.stack([block[:, q] / math.factorial(q) for q in range(order)])
+    start = cells.offset + order * n_bins
+    observed = sums[start : start + 2 * n_groups].reshape(n_groups, 2, n_res)
+    a = np.repeat(cells.joint[:, :1], n_res, axis=1)
+    b = np.repeat(cells.joint[:, 1:], n_res, axis=1)
+    c = np.repeat(cells.citl[:, None], n_res, axis=1)
+    joint_done = np.zeros(a.shape, dtype=bool)
+    citl_done = np.zeros(a.shape, dtype=bool)
+    with np.errstate(all="ignore"):
+        for _ in range(_NEWTON_STEPS):
+            s00, s10, h00, h10, h20 = _taylor_sums(
+                cells, moments, a, b, [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1)]
+            )
+            g0 = observed[:, 0] - s00
+            g1 = observed[:, 1] - s10
+            det = h00 * h20 - h10 * h10
+            da = np.clip((h20 * g0 - h10 * g1) / det, -1, 1)
+            db = np.clip((h00 * g1 - h10 * g0) / det, -1, 1)
+            joint_done = np.maximum(np.abs(da), np.abs(db)) < _NEWTON_TOLERANCE
+            a += np.where(joint_done, 0, da)
+            b += np.where(joint_done, 0, db)
+            s0, h0 = _taylor_sums(cells, moments, c, None, [(0, 0), (0, 1)])
+            dc = np.clip((observed[:, 0] - s0) / h0, -1, 1)
+            citl_done = np.abs(dc) < _NEWTON_TOLERANCE
+            c += np.where(citl_done, 0, dc)
+            if (joint_done | ~np.isfinite(da)).all() and (citl_done | ~np.isfinite(dc)).all():
+                break
+    a[~joint_done] = math.nan
+    b[~joint_done] = math.nan
+    c[~citl_done] = math.nan
+    undefined = ~np.isfinite(cells.joint[:, 1])
+    a[undefined] = b[undefined] = c[~np.isfinite(cells.citl)] = math.nan
+    return a, b, c
+
+
+# --------------------------------------------------------------------------------- the engine
+
+
+class GroupedMetrics:
+    """Metrics for every group of several groupings, on the sample and on bootstrap resamples.
+
+    Args:
+        y: outcome labels (0/1).
+        p: predicted probabilities.
+        threshold: operating threshold (positive when ``p >= threshold``).
+        groupings: the groupings of the rows (e.g. the whole sample, then each attribute).
+        patient_ids: the patient of each row; None when every row is its own patient.
+        n_bins: ECE bins.
+        calibration: also compute calibration slope and intercepts (point and resamples).
+    """
+
+    def __init__(
+        self,
+        y: npt.NDArray[np.int8],
+        p: FloatArray,
+        *,
+        threshold: float,
+        groupings: Sequence[Grouping],
+        patient_ids: Any = None,
+        n_bins: int = DEFAULT_ECE_BINS,
+        calibration: bool = True,
+    ) -> None:
+        if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+            raise InvalidInput(
+                "threshold must be a probability between 0 and 1 (rows with p >= threshold "
+                "are predicted positive)",
+                details={"argument": "threshold"},
+            )
+        self.y, self.p, self.threshold = y, p, float(threshold)
+        self.groupings = tuple(groupings)
+        self.patient, self.n_patients = patient_codes(patient_ids, len(y))
+        self.labels: list[tuple[str, str]] = []
+        self._cells: list[_Cells] = []
+        self._calibration: list[_CalibrationCells] = []
+        entries: list[tuple[IntArray, IntArray, FloatArray]] = []
+        offset = 0
+        for grouping in self.groupings:
+            cells, entry = _build_cells(
+                grouping, y, p, self.patient, threshold=self.threshold, n_bins=n_bins, offset=offset
+            )
+            self._cells.append(cells)
+            entries.append(entry)
+            offset += cells.n_rows
+            if calibration:
+                cal, entry = _build_calibration_cells(
+                    grouping, y, p, self.patient, offset=offset, first_group=len(self.labels)
+                )
+                self._calibration.append(cal)
+                entries.append(entry)
+                offset += cal.n_rows
+            self.labels.extend((grouping.name, label) for label in grouping.labels)
+        rows, cols, data = (np.concatenate(part) for part in zip(*entries, strict=True))
+        self._matrix = sparse.csr_matrix(
+            (data, (rows, cols)), shape=(offset, self.n_patients), dtype=np.float64
+        )
+        logger.debug(
+            "grouped metrics: %d rows, %d patients, %d groups, %d statistics",
+            len(y),
+            self.n_patients,
+            len(self.labels),
+            offset,
+        )
+
+    @property
+    def n_groups(self) -> int:
+        """Return the number of groups over all groupings (the rows of every result)."""
+        return len(self.labels)
+
+    def _metrics(self, weights: FloatArray, *, resampled: bool) -> dict[str, FloatArray]:
+        sums = np.asarray(self._matrix @ weights)
+        parts = [_read_cells(cells, sums) for cells in self._cells]
+        out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        for name in CALIBRATION_METRICS:
+            out[name] = np.full((self.n_groups, weights.shape[1]), math.nan)
+        for cal in self._calibration:
+            groups = slice(cal.first_group, cal.first_group + cal.n_groups)
+            if resampled:
+                a, b, c = _binned_fit(cal, sums)
+            else:  # the exact fits on the rows themselves
+                a, b, c = cal.joint[:, :1], cal.joint[:, 1:], cal.citl[:, None]
+            out["calibration_joint_intercept"][groups] = a
+            out["calibration_slope"][groups] = b
+            out["calibration_intercept"][groups] = c
+        return out
+
+    def point_estimates(self) -> dict[str, FloatArray]:
+        """Return every metric for every group on the sample itself (arrays of length n_groups).
+
+        Besides the metrics, ``n`` (rows) and ``n_events`` (positive rows) are included.
+        """
+        ones = np.ones((self.n_patients, 1))
+        return {k: v[:, 0] for k, v in self._metrics(ones, resampled=False).items()}
+
+    def bootstrap(self, *, n_boot: int, seed: int, stratify: bool = False) -> dict[str, FloatArray]:
+        """Return every metric per group and resample (arrays of shape (n_groups, n_boot)).
+
+        ``stratify`` resamples patients with and without a positive row separately.
+        """
+        n_boot = _check_n_boot(n_boot)
+        strata = None
+        if stratify:
+            strata = np.zeros(self.n_patients, dtype=np.int64)
+            strata[self.patient[self.y == 1]] = 1
+        width = max(len(self.y), self.n_patients, 1)
+        chunk = int(min(256, max(8, _CHUNK_ELEMENTS // width)))
+        out: dict[str, FloatArray] = {}
+        column = 0
+        for weights in resample_counts(
+            self.n_patients, n_boot=n_boot, seed=seed, strata=strata, chunk_size=chunk
+        ):
+            span = slice(column, column + weights.shape[1])
+            for name, values in self._metrics(weights, resampled=True).items():
+                if name not in out:
+                    out[name] = np.empty((self.n_groups, n_boot))
+                out[name][:, span] = values
+            column += weights.shape[1]
+        return out
