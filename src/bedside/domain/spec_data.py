@@ -348,6 +348,9 @@ class DataQualityCheck(SpecModel):
     check: Literal["data_quality"]
     description: str | None = None
     min_completeness: Probability = 0.95
+    # Sparse-by-design features (a lab drawn only when a clinician suspects something) may be
+    # exempted by name; their completeness is still reported.
+    completeness_exempt: tuple[Identifier, ...] = ()
     blocker: StrictBool = True
 
 
