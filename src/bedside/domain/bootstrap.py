@@ -61,6 +61,7 @@ CELL_METRICS: Final = (
     "auprc",
     "brier",
     "ece",
+    "net_benefit",
 )
 #: Metrics refitted per resample by the logistic recalibration solver.
 CALIBRATION_METRICS: Final = (
@@ -232,6 +233,7 @@ class _Cells:
     """
 
     offset: int  # first matrix row of this grouping
+    harm: float  # pt/(1 − pt) at the threshold: the weight of a false positive in net benefit
     n_groups: int
     n_neg_cells: int
     n_cuts: int
@@ -316,6 +318,7 @@ def _build_cells(
     data = np.concatenate([np.ones(len(p)), p, (p - y) ** 2])
     cells = _Cells(
         offset=offset,
+        harm=threshold / (1 - threshold) if threshold < 1 else math.nan,
         n_groups=n_groups,
         n_neg_cells=n_neg_cells,
         n_cuts=n_cuts,
@@ -390,6 +393,7 @@ def _read_cells(cells: _Cells, sums: FloatArray) -> dict[str, FloatArray]:
         "auroc": _divide(u, n_pos * n_neg),
         "auprc": _divide(ap_sum, n_pos),
         "brier": _divide(squared, total),
+        "net_benefit": _divide(tp - fp * cells.harm, total),
         "ece": _divide(np.abs(events - p_sum).sum(axis=1), total),
         "n": total,
         "n_events": n_pos,
