@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,27 @@ def extract(tmp_path: Path) -> Extract:
 
 
 @pytest.fixture(scope="session")
-def spark_con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One local-mode Spark connection for the whole test session (skipped without pyspark)."""
+def _spark_session_con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     pytest.importorskip("pyspark", reason="pyspark is not installed (optional 'spark' extra)")
     from bedside.engines.backends import connect, spark_session
 
     session = spark_session(cores=2, scratch_dir=tmp_path_factory.mktemp("spark"))
     yield connect("pyspark", session=session)
-    session.stop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        session.stop()
+        gc.collect()
+
+
+@pytest.fixture
+def spark_con(_spark_session_con: Any) -> Iterator[Any]:
+    """One local-mode Spark connection for the whole test run (skipped without pyspark).
+
+    py4j hands query results over local sockets that it leaves to the garbage collector; they
+    are collected here, while the Spark test still ignores ResourceWarning, so the warning never
+    surfaces in an unrelated test.
+    """
+    yield _spark_session_con
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

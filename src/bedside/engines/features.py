@@ -347,30 +347,59 @@ def _label(cohort: ir.Table, events: ir.Table, label: Label) -> ir.Table:
 # ==================================================================================== features
 
 
-def _aggregate(series: _Series, rows: ir.Table) -> ir.Value:
-    f = series.feature
-    value = _converted(rows.value, rows.unit, series)
-    cond = (
-        _has_any(rows, f.loinc)
-        & (rows.effective_time >= rows.prediction_time - _interval(f.window))
-        & value.notnull()
-    )
-    if f.aggregation == "count":
+def _series_key(series: _Series) -> tuple[tuple[str, ...], str | None]:
+    return tuple(sorted(series.feature.loinc)), series.feature.unit
+
+
+def _aggregates(series: Sequence[_Series], rows: ir.Table) -> ir.Table:
+    """Aggregate the window rows per encounter into one column per observation feature.
+
+    Each distinct (code set, unit) and each distinct window is computed once as a column, so
+    features that share them (``hr_max_6h``, ``hr_slope_6h``) share the work.
+    """
+    values: dict[tuple[tuple[str, ...], str | None], str] = {}
+    windows: dict[timedelta, str] = {}
+    columns: dict[str, ir.Value] = {}
+    for s in series:
+        key = _series_key(s)
+        if key not in values:
+            values[key] = f"_v{len(values)}"
+            member = _has_any(rows, s.feature.loinc)
+            converted = _converted(rows.value, rows.unit, s)
+            columns[values[key]] = ibis.ifelse(member, converted, ibis.null("float64"))
+        if s.feature.window not in windows:
+            windows[s.feature.window] = f"_w{len(windows)}"
+            start = rows.prediction_time - _interval(s.feature.window)
+            columns[windows[s.feature.window]] = rows.effective_time >= start
+    if any(s.feature.aggregation == "slope" for s in series):
+        seconds = rows.effective_time.epoch_seconds() - rows.prediction_time.epoch_seconds()
+        columns["_hours"] = seconds.cast("float64") / 3600.0
+    wide = rows.select("encounter_id", "effective_time", **columns)
+    aggregates = {}
+    for s in series:
+        value = wide[values[_series_key(s)]]
+        aggregates[s.feature.name] = _aggregate(
+            s.feature.aggregation, value, wide[windows[s.feature.window]] & value.notnull(), wide
+        )
+    return wide.group_by("encounter_id").aggregate(**aggregates)
+
+
+def _aggregate(
+    aggregation: str, value: ir.FloatingValue, cond: ir.BooleanValue, rows: ir.Table
+) -> ir.Value:
+    if aggregation == "count":
         return value.count(where=cond)
-    if f.aggregation == "min":
+    if aggregation == "min":
         return value.min(where=cond)
-    if f.aggregation == "max":
+    if aggregation == "max":
         return value.max(where=cond)
-    if f.aggregation == "mean":
+    if aggregation == "mean":
         return value.mean(where=cond)
-    if f.aggregation == "last":
+    if aggregation == "last":
         key = ibis.struct({"t": rows.effective_time, "v": value})
         return value.argmax(key, where=cond)
-    hours = (rows.effective_time.epoch_seconds() - rows.prediction_time.epoch_seconds()).cast(
-        "float64"
-    ) / 3600.0
-    covariance = value.cov(hours, how="pop", where=cond)
-    variance = hours.var(how="pop", where=cond)
+    covariance = value.cov(rows._hours, how="pop", where=cond)
+    variance = rows._hours.var(how="pop", where=cond)
     return covariance / ibis.ifelse(variance > 0, variance, ibis.null("float64"))
 
 
@@ -472,9 +501,7 @@ def build_feature_table(
     columns: dict[str, ir.Value] = {}
     if series and obs is not None:
         rows = _window_rows(cohort, obs, max(s.feature.window for s in series))
-        aggregated = rows.group_by("encounter_id").aggregate(
-            **{s.feature.name: _aggregate(s, rows) for s in series}
-        )
+        aggregated = _aggregates(series, rows)
         cohort = cohort.left_join(aggregated, "encounter_id").select(
             cohort, *[aggregated[s.feature.name] for s in series]
         )
