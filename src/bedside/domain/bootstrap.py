@@ -626,9 +626,9 @@ class GroupedMetrics:
                 offset += cal.n_rows
             self.labels.extend((grouping.name, label) for label in grouping.labels)
         rows, cols, data = (np.concatenate(part) for part in zip(*entries, strict=True))
-        self._matrix = sparse.csr_matrix(
-            (data, (rows, cols)), shape=(offset, self.n_patients), dtype=np.float64
-        )
+        self._entries = (rows, cols, data)
+        self._n_statistics = offset
+        self._matrix: sparse.csr_matrix | None = None
         logger.debug(
             "grouped metrics: %d rows, %d patients, %d groups, %d statistics",
             len(y),
@@ -642,12 +642,33 @@ class GroupedMetrics:
         """Return the number of groups over all groupings (the rows of every result)."""
         return len(self.labels)
 
-    def _metrics(self, weights: FloatArray, *, resampled: bool) -> dict[str, FloatArray]:
-        sums = np.asarray(self._matrix @ weights)
+    def patients_per_group(self) -> IntArray:
+        """Return the number of distinct patients in each group."""
+        counts = []
+        for grouping in self.groupings:
+            keys = np.unique(grouping.codes * self.n_patients + self.patient)
+            counts.append(np.bincount(keys // max(self.n_patients, 1), minlength=grouping.n_groups))
+        return np.concatenate(counts).astype(np.int64)
+
+    def _sums(self, weights: FloatArray | None) -> FloatArray:
+        rows, cols, data = self._entries
+        if weights is None:  # the sample itself: every patient once
+            sums = np.asarray(
+                np.bincount(rows, weights=data, minlength=self._n_statistics), dtype=np.float64
+            )
+            return sums[:, None]
+        if self._matrix is None:
+            self._matrix = sparse.csr_matrix(
+                (data, (rows, cols)), shape=(self._n_statistics, self.n_patients)
+            )
+        return np.asarray(self._matrix @ weights)
+
+    def _metrics(self, weights: FloatArray | None, *, resampled: bool) -> dict[str, FloatArray]:
+        sums = self._sums(weights)
         parts = [_read_cells(cells, sums) for cells in self._cells]
         out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         for name in CALIBRATION_METRICS:
-            out[name] = np.full((self.n_groups, weights.shape[1]), math.nan)
+            out[name] = np.full((self.n_groups, sums.shape[1]), math.nan)
         for cal in self._calibration:
             groups = slice(cal.first_group, cal.first_group + cal.n_groups)
             if resampled:
@@ -664,8 +685,7 @@ class GroupedMetrics:
 
         Besides the metrics, ``n`` (rows) and ``n_events`` (positive rows) are included.
         """
-        ones = np.ones((self.n_patients, 1))
-        return {k: v[:, 0] for k, v in self._metrics(ones, resampled=False).items()}
+        return {k: v[:, 0] for k, v in self._metrics(None, resampled=False).items()}
 
     def bootstrap(self, *, n_boot: int, seed: int, stratify: bool = False) -> dict[str, FloatArray]:
         """Return every metric per group and resample (arrays of shape (n_groups, n_boot)).
