@@ -300,6 +300,20 @@ def test_sturges_edges_match_numpy_for_integer_data() -> None:
     assert ours.size == 22
 
 
+@settings(max_examples=60)
+@given(
+    shares=hs.lists(
+        hs.tuples(hs.integers(0, 10_000), hs.integers(0, 10_000)), min_size=1, max_size=40
+    ).filter(lambda pairs: sum(a for a, _ in pairs) > 0 and sum(b for _, b in pairs) > 0)
+)
+def test_jensenshannon_equals_scipys(shares: list[tuple[int, int]]) -> None:
+    from scipy.spatial.distance import jensenshannon
+
+    p = np.array([a for a, _ in shares]) / sum(a for a, _ in shares)
+    q = np.array([b for _, b in shares]) / sum(b for _, b in shares)
+    assert drift_stats.jensenshannon_distance(p, q) == float(jensenshannon(p, q))
+
+
 def test_hashed_and_sorted_summaries_are_identical() -> None:
     rng = np.random.default_rng(7)
     discrete = np.round(rng.normal(0, 5, 50_000), 1)

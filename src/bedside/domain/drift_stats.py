@@ -6,6 +6,9 @@ once per model version) and the current window as one sorted array or a table of
 window of a million rows costs one sort per numerical column and one hash pass per categorical
 one. See docs/monitoring.md for the method table and REGULATORY.md §9 for the source facts.
 
+``scipy.stats`` (≈50 MB resident) is imported only when a p-value test runs: the default tests of
+a reference larger than 1000 rows need none of it.
+
 Agreement with Evidently is to rounding: the same per-point CDF values and bin shares are formed
 with the same floating-point operations; only summation order can differ (≈1e-16 relative).
 """
@@ -17,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
+from scipy.special import rel_entr
 
 __all__ = [
     "KS_EXACT_MAX_N",
@@ -166,6 +168,8 @@ def ks_pvalue(ref: SortedSample, cur: SortedSample) -> float:
     distribution; otherwise the statistic is formed here and scipy's asymptotic Smirnov formula
     (``kstwo.sf(d, round(m·n/(m+n)))``) is applied, as ``ks_2samp`` does.
     """
+    from scipy import stats
+
     n_ref, n_cur = ref.n, cur.n
     if max(n_ref, n_cur) <= KS_EXACT_MAX_N:
         return float(stats.ks_2samp(ref.expand(), cur.expand()).pvalue)
@@ -188,6 +192,8 @@ def chisquare_pvalue(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     A category absent from the reference has an expected count of 0, so the statistic is
     infinite and the p-value 0, as in Evidently (which lets numpy warn; we do not).
     """
+    from scipy import stats
+
     n_ref = int(ref_counts.sum())
     n_cur = int(cur_counts.sum())
     k_norm = n_cur / n_ref
@@ -203,6 +209,8 @@ def z_test_pvalue(keys_sorted_counts: tuple[np.ndarray, np.ndarray]) -> float:
         keys_sorted_counts: reference and current counts per key, keys in sorted order. The
             first key is coded 0 and every other key 1, as in Evidently.
     """
+    from scipy import stats
+
     ref_counts, cur_counts = keys_sorted_counts
     ref_present = np.count_nonzero(ref_counts)
     cur_present = np.count_nonzero(cur_counts)
@@ -222,8 +230,18 @@ def z_test_pvalue(keys_sorted_counts: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def jensenshannon_distance(ref_shares: np.ndarray, cur_shares: np.ndarray) -> float:
-    """Return scipy's Jensen-Shannon distance (natural log) of two share vectors."""
-    return float(distance.jensenshannon(ref_shares, cur_shares))
+    """Return ``scipy.spatial.distance.jensenshannon(ref, cur)`` (natural log), step by step.
+
+    The same operations as scipy's, without importing ``scipy.spatial``: normalise both vectors,
+    then sqrt((KL(p‖m) + KL(q‖m)) / 2) with m the mean of the two.
+    """
+    p = np.asarray(ref_shares, dtype=_F64)
+    q = np.asarray(cur_shares, dtype=_F64)
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    js = np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))
+    return float(np.sqrt(js / 2.0))
 
 
 def fill_zero_shares(shares: np.ndarray) -> np.ndarray:
