@@ -104,7 +104,11 @@ def patient_codes(patient_ids: Any, n_rows: int) -> tuple[IntArray, int]:
             f"patient_ids needs one id per row: it has {len(values)}, the data have {n_rows}",
             details={"argument": "patient_ids", "length": len(values), "rows": n_rows},
         )
-    codes, uniques = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
+    series = pd.Series(values, copy=False)
+    try:  # sorted ids make the resamples independent of the row order
+        codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
+    except TypeError:  # ids of mixed, unorderable types: order of first appearance
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
     missing = codes < 0
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
