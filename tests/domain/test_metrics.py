@@ -244,9 +244,9 @@ def test_no_positives_gives_nan_with_reasons_never_an_exception() -> None:
 def test_zero_denominators_give_nan_with_reasons() -> None:
     y, p = [0, 1, 1, 0], [0.1, 0.2, 0.3, 0.4]
     counts = m.confusion_counts(y, p, threshold=0.9)  # nobody is an alert
-    assert math.isnan(counts.ppv().value) and "positive predictions" in counts.ppv().reason
+    assert math.isnan(counts.ppv().value) and "positive predictions" in (counts.ppv().reason or "")
     counts = m.confusion_counts(y, p, threshold=0.0)  # everybody is an alert
-    assert math.isnan(counts.npv().value) and "negative predictions" in counts.npv().reason
+    assert math.isnan(counts.npv().value) and "negative predictions" in (counts.npv().reason or "")
     empty = m.ConfusionCounts(0, 0, 0, 0)
     assert math.isnan(empty.selection_rate().value)
 
@@ -281,7 +281,7 @@ def test_probabilities_of_exactly_zero_and_one_are_clipped() -> None:
     ],
 )
 def test_bad_input_names_the_row_never_the_value(
-    y: list, p: list, fragment: str, secret: str
+    y: list[object], p: list[object], fragment: str, secret: str
 ) -> None:
     with pytest.raises(InvalidInput) as info:
         m.brier_score(y, p)
