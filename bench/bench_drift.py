@@ -217,7 +217,8 @@ def run_worker(tool: str, n_ref: int, n_cur: int) -> dict[str, Any]:
     if proc.returncode:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"{tool} worker failed with exit {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> int:
