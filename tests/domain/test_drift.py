@@ -371,6 +371,14 @@ def test_unreadable_profiles_are_refused_clearly() -> None:
         ReferenceProfile.from_json('{"format": "other"}')
     with pytest.raises(InvalidInput, match="unreadable"):
         ReferenceProfile.from_npz(b"not an npz")
+    good = build_profile(pd.DataFrame({"x": [3.0, 1.0, 2.0, 2.0]})).to_dict()
+    assert good["columns"][0]["values"] == [1.0, 2.0, 3.0]
+    for field, bad in (("values", [2.0, 1.0, 3.0]), ("counts", [1, 0, 1]), ("counts", [1, 2])):
+        tampered = {**good, "columns": [{**good["columns"][0], field: bad}]}
+        with pytest.raises(InvalidInput, match="inconsistent"):
+            ReferenceProfile.from_dict(tampered)
+    with pytest.raises(InvalidInput, match="no feature columns"):
+        ReferenceProfile.from_dict({**good, "columns": []})
 
 
 # -- properties -----------------------------------------------------------------------------------

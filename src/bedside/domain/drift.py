@@ -180,10 +180,14 @@ class ColumnProfile:
         else:
             values = tuple(raw)
         counts = np.asarray(data["counts"], dtype=np.int64).reshape(-1)
-        if len(values) != counts.size or counts.size == 0:
+        numeric_ok = not isinstance(values, np.ndarray) or (
+            bool(np.isfinite(values).all()) and bool((values[1:] > values[:-1]).all())
+        )
+        if len(values) != counts.size or counts.size == 0 or (counts <= 0).any() or not numeric_ok:
             raise InvalidInput(
-                f"Reference profile column {data.get('name')!r}: values and counts differ in "
-                "length or are empty. Rebuild the profile from the training reference."
+                f"Reference profile column {data.get('name')!r} is inconsistent (values and "
+                "counts must be non-empty and of equal length, counts positive, numerical values "
+                "finite and strictly increasing). Rebuild the profile from the training reference."
             )
         return cls(
             name=str(data["name"]),
@@ -233,6 +237,10 @@ class ReferenceProfile:
                 f"{PROFILE_VERSION}). Rebuild it from the training reference."
             )
         prediction = data.get("prediction")
+        if not data.get("columns"):
+            raise InvalidInput(
+                "Reference profile has no feature columns. Rebuild it from the training reference."
+            )
         return cls(
             columns=tuple(ColumnProfile.from_dict(c) for c in data["columns"]),
             n_rows=int(data["n_rows"]),
