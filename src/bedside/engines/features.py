@@ -168,17 +168,30 @@ def _converted(value: ir.FloatingValue, unit: ir.StringValue, series: _Series) -
 
 
 def _check_single_units(obs: ir.Table, series: Sequence[_Series]) -> None:
-    """Refuse a unit-less feature whose observations carry several units (it would mix them)."""
-    for s in series:
-        f = s.feature
-        if s.conversions is not None or f.aggregation == "count":
-            continue
-        mine = obs.filter(_has_any(obs, f.loinc))
-        units = sorted(str(u) for u in mine.select("unit").distinct().unit.execute().dropna())
-        if len(units) > 1:
+    """Refuse a unit-less feature whose observations carry several units (it would mix them).
+
+    One aggregate query over the observations covers every such feature; ``count`` features are
+    exempt (a count does not depend on the unit).
+    """
+    unitless = [
+        s.feature for s in series if s.conversions is None and s.feature.aggregation != "count"
+    ]
+    if not unitless:
+        return
+    stats = {}
+    for i, f in enumerate(unitless):
+        unit = ibis.ifelse(_has_any(obs, f.loinc), obs.unit, ibis.null("string"))
+        stats[f"n{i}"] = unit.nunique()
+        stats[f"lo{i}"] = unit.min()
+        stats[f"hi{i}"] = unit.max()
+    found = obs.aggregate(**stats).execute().iloc[0]
+    for i, f in enumerate(unitless):
+        if int(found[f"n{i}"]) > 1:
+            units = [str(found[f"lo{i}"]), str(found[f"hi{i}"])]
             raise InvalidInput(
                 f"feature {f.name!r} has no unit, but its observations are recorded in "
-                f"{len(units)} units ({', '.join(units)}); set unit: to the one to convert to",
+                f"{int(found[f'n{i}'])} units (including {units[0]} and {units[1]}); "
+                "set unit: to the one to convert to",
                 details={"feature": f.name, "units": units},
             )
 
