@@ -3,8 +3,9 @@
 The request path is lean: the body is read as bytes, decoded with orjson, checked against the
 production version's feature schema (:mod:`bedside.serving.schema`), scored through the dynamic
 batcher, written to the inference log (durable before the response is sent) and answered with
-orjson — no pydantic model and no DataFrame per request. Pydantic is used only to describe the
-API in OpenAPI (``/docs``).
+orjson — no pydantic model and no DataFrame per request. ``POST /v1/models/{name}/predict`` is
+answered by a small ASGI middleware before FastAPI's router (:class:`PredictFastPath`); the
+FastAPI route of the same path runs the same handler and describes the API in OpenAPI (``/docs``).
 
 Every error is ``{"ok": false, "error": {"code", "message", "details"}}`` with the HTTP status of
 its :mod:`bedside.errors` class; a bad request is a 4xx, never a 500.
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,21 +25,25 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bedside.errors import BedsideError, InvalidInput, NotFound, StoreUnavailable
-from bedside.serving.batching import Batcher, ShadowWork
-from bedside.serving.inference_log import InferenceLog, outcome_entry, prediction_entry
+from bedside.errors import BedsideError, InvalidInput, StoreUnavailable
+from bedside.serving.batching import Batcher
+from bedside.serving.handlers import PredictionHandlers, error_body
+from bedside.serving.inference_log import InferenceLog
 from bedside.serving.metrics import CONTENT_TYPE, ServerMetrics
-from bedside.serving.models import DeployedModel, ServedModels
+from bedside.serving.models import ServedModels
 from bedside.serving.openapi import OUTCOMES_BODY, PREDICT_BODY, PREDICT_RESPONSES
-from bedside.serving.payloads import parse_body, parse_outcomes, parse_predict
 
-__all__ = ["ServingSettings", "create_app"]
+__all__ = ["PredictFastPath", "ServingSettings", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 _JSON: Final = "application/json"
-_STATUS_CODES: Final = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_JSON_HEADER: Final = (b"content-type", b"application/json")
+_PREFIX: Final = "/v1/models/"
+_SUFFIX: Final = "/predict"
+_STATUS_CODES: Final = {404: "not_found", 405: "method_not_allowed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +67,63 @@ class ServingSettings:
     max_body_bytes: int = 4 * 1024 * 1024
 
 
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type=_JSON)
 
 
-def error_response(exc: BedsideError) -> Response:
-    """Return the JSON error response of a bedside error, with its class's HTTP status."""
-    return _json({"ok": False, "error": exc.to_dict()}, exc.http_status)
+class PredictFastPath:
+    """ASGI middleware answering ``POST /v1/models/{name}/predict`` without the router.
+
+    Everything else goes on to the FastAPI app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, handlers: PredictionHandlers) -> None:
+        self.app = app
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                name = path[len(_PREFIX) : -len(_SUFFIX)]
+                if name and "/" not in name:
+                    await self._predict(name, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _predict(self, name: str, receive: Receive, send: Send) -> None:
+        handlers = self.handlers
+        limit = handlers.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message: Message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        try:
+            if size > limit:
+                error = handlers.too_large()
+                status, body = error.http_status, error_body(error)
+            else:
+                status, body = await handlers.predict(name, b"".join(chunks))
+        except Exception as exc:  # a fault of ours: answered in the error shape, and logged
+            logger.error("unexpected error in predict: %s", type(exc).__name__)
+            logger.debug("traceback of the unexpected error", exc_info=exc)
+            status, body = 500, handlers.unexpected_body()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -103,6 +156,14 @@ def create_app(
         on_shadow=log.append_nowait,
         metrics=metrics,
     )
+    handlers = PredictionHandlers(
+        models=models,
+        log=log,
+        batcher=batcher,
+        metrics=metrics,
+        max_records=settings.max_records,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -122,37 +183,15 @@ def create_app(
     app.state.log = log
     app.state.metrics = metrics
     app.state.batcher = batcher
+    app.state.handlers = handlers
+    app.add_middleware(PredictFastPath, handlers=handlers)
     _install_error_handlers(app)
 
-    async def read_body(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise InvalidInput(
-                f"The request body is larger than {settings.max_body_bytes} bytes; split it.",
-                details={"limit_bytes": settings.max_body_bytes},
-            )
-        body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            raise InvalidInput(
-                f"The request body is larger than {settings.max_body_bytes} bytes; split it.",
-                details={"limit_bytes": settings.max_body_bytes},
-            )
-        return parse_body(body)
-
-    def production_of(name: str) -> tuple[DeployedModel, DeployedModel | None]:
-        pair = models.get(name)
-        if pair is None:
-            raise NotFound(
-                f"No model called {name!r} is served here.",
-                details={"model": name, "served": models.names()},
-            )
-        production, shadow = pair
-        if production is None:
-            raise NotFound(
-                f"Model {name!r} has no production version deployed.",
-                details={"model": name},
-            )
-        return production, shadow
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise handlers.too_large()
+        return await request.body()
 
     @app.post(
         "/v1/models/{name}/predict",
@@ -161,64 +200,8 @@ def create_app(
         summary="Score one record or a batch with the production model",
     )
     async def predict(name: str, request: Request) -> Response:
-        started = time.perf_counter()
-        received = time.time()
-        status = 200
-        try:
-            # The slot is read once: this request uses this model to the end, whatever swaps.
-            production, shadow = production_of(name)
-            checked = parse_predict(
-                await read_body(request), production.schema, max_records=settings.max_records
-            )
-            ids = [str(uuid.uuid4()) for _ in checked.rows]
-            work = ShadowWork(shadow, ids, checked.records) if shadow is not None else None
-            probabilities = await batcher.score(production, checked.rows, work)
-            threshold = production.threshold
-            shadow_version = shadow.version if shadow is not None else None
-            entries = [
-                prediction_entry(
-                    request_id=rid,
-                    received=received,
-                    model=production.name,
-                    version=production.version,
-                    threshold=threshold,
-                    inputs=record,
-                    probability=p,
-                    decision=p >= threshold,
-                    shadow_version=shadow_version,
-                )
-                for rid, record, p in zip(ids, checked.records, probabilities, strict=True)
-            ]
-            await log.append(entries)
-            if checked.is_batch:
-                body: dict[str, Any] = {
-                    "ok": True,
-                    "model": production.name,
-                    "version": production.version,
-                    "threshold": threshold,
-                    "predictions": [
-                        {"request_id": rid, "probability": p, "decision": p >= threshold}
-                        for rid, p in zip(ids, probabilities, strict=True)
-                    ],
-                }
-            else:
-                p = probabilities[0]
-                body = {
-                    "ok": True,
-                    "request_id": ids[0],
-                    "model": production.name,
-                    "version": production.version,
-                    "probability": p,
-                    "decision": p >= threshold,
-                    "threshold": threshold,
-                }
-            return _json(body)
-        except BedsideError as exc:
-            status = exc.http_status
-            return error_response(exc)
-        finally:
-            metrics.requests.inc("predict", str(status))
-            metrics.latency.observe(time.perf_counter() - started, "predict")
+        status, body = await handlers.predict(name, await read_body(request))
+        return _json(body, status)
 
     @app.post(
         "/v1/models/{name}/outcomes",
@@ -226,65 +209,26 @@ def create_app(
         summary="Attach outcome labels to earlier predictions by request id",
     )
     async def outcomes(name: str, request: Request) -> Response:
-        started = time.perf_counter()
-        status = 200
-        try:
-            if models.get(name) is None:
-                production_of(name)  # raises NotFound
-            items = parse_outcomes(await read_body(request), max_records=settings.max_records)
-            ids = [item.request_id for item in items]
-            unknown = await asyncio.to_thread(log.unknown_ids, name, ids)
-            if unknown:
-                raise NotFound(
-                    f"{len(unknown)} of {len(ids)} request ids have no prediction of model "
-                    f"{name!r}; nothing was recorded. Remove them and send the rest again.",
-                    details={"unknown_count": len(unknown), "unknown": unknown[:100]},
-                )
-            now = time.time()
-            await log.append(
-                [
-                    outcome_entry(
-                        i.request_id, i.label, i.time if i.time is not None else now, model=name
-                    )
-                    for i in items
-                ]
-            )
-            return _json({"ok": True, "recorded": len(items)})
-        except BedsideError as exc:
-            status = exc.http_status
-            return error_response(exc)
-        finally:
-            metrics.requests.inc("outcomes", str(status))
-            metrics.latency.observe(time.perf_counter() - started, "outcomes")
+        status, body = await handlers.outcomes(name, await read_body(request))
+        return _json(body, status)
 
     @app.get("/v1/models/{name}", summary="The production version and its feature schema")
     async def describe(name: str) -> Response:
-        try:
-            production, _ = production_of(name)
-        except BedsideError as exc:
-            return error_response(exc)
-        return _json(
-            {
-                "ok": True,
-                "model": production.name,
-                "version": production.version,
-                "threshold": production.threshold,
-                "features": production.schema.to_dicts(),
-            }
-        )
+        status, body = handlers.describe(name)
+        return _json(body, status)
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> Response:
-        return _json({"ok": True})
+        return _json(b'{"ok":true}')
 
     @app.get("/readyz", summary="Readiness: every model loaded and the log writable")
     async def readyz() -> Response:
+        described = dict(models.describe())
         if models.is_ready() and log.is_healthy:
-            return _json({"ok": True, "models": dict(models.describe())})
+            return _json(orjson.dumps({"ok": True, "models": described}))
         reason = "the inference log is not writable" if not log.is_healthy else "no model loaded"
-        return error_response(
-            StoreUnavailable(f"Not ready: {reason}.", details={"models": dict(models.describe())})
-        )
+        error = StoreUnavailable(f"Not ready: {reason}.", details={"models": described})
+        return _json(error_body(error), error.http_status)
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
     async def metrics_endpoint() -> Response:
@@ -296,7 +240,7 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     async def bedside_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, BedsideError)
-        return error_response(exc)
+        return _json(error_body(exc), exc.http_status)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -305,10 +249,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             404: "No such endpoint. See /docs for the API.",
             405: "This endpoint does not accept that method. See /docs for the API.",
         }.get(exc.status_code, str(exc.detail))
-        return _json(
-            {"ok": False, "error": {"code": code, "message": message, "details": {}}},
-            exc.status_code,
-        )
+        body: dict[str, Any] = {"ok": False, "error": {"code": code, "message": message}}
+        body["error"]["details"] = {}
+        return _json(orjson.dumps(body), exc.status_code)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -320,28 +263,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        return error_response(
-            InvalidInput(
-                "The request does not match the API; see the listed fields.",
-                details={"errors": errors, "error_count": len(errors)},
-            )
+        error = InvalidInput(
+            "The request does not match the API; see the listed fields.",
+            details={"errors": errors, "error_count": len(errors)},
         )
+        return _json(error_body(error), error.http_status)
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         # The exception's text may quote a value, so only its type is logged (traceback at DEBUG).
         logger.error("unexpected server error: %s", type(exc).__name__)
         logger.debug("traceback of the unexpected error", exc_info=exc)
-        return _json(
-            {
-                "ok": False,
-                "error": {
-                    "code": "internal_error",
-                    "message": "The server failed on this request; the error is logged.",
-                    "details": {},
-                },
-            },
-            500,
-        )
+        return _json(PredictionHandlers.unexpected_body(), 500)
 
     app.add_exception_handler(BedsideError, bedside_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import queue
 import threading
 import time
@@ -38,6 +39,10 @@ __all__ = ["Batcher", "ShadowWork", "limit_openmp_threads"]
 
 logger = logging.getLogger(__name__)
 
+_SHADOW_MAX_ROWS = 1024
+# On Linux a thread's nice value is its own: the shadow yields the CPU to the request path.
+_SHADOW_NICENESS = 10
+
 ShadowSink = Callable[[list[dict[str, Any]]], None]
 
 
@@ -51,6 +56,14 @@ def limit_openmp_threads(threads: int | None) -> None:
         logger.debug("threadpoolctl is not installed; OpenMP threads are not limited")
         return
     threadpool_limits(limits=threads, user_api="openmp")
+
+
+def _lower_priority(niceness: int) -> None:
+    """Give the calling thread less CPU than the request path when the machine is busy."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not permitted
+        logger.debug("could not lower the shadow thread's priority")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,10 +283,24 @@ class Batcher:
 
     def _shadow_loop(self) -> None:
         limit_openmp_threads(self._model_threads)
-        while True:
-            items = self._shadow_queue.get()
-            if items is None:
+        _lower_priority(_SHADOW_NICENESS)
+        stop = False
+        while not stop:
+            first = self._shadow_queue.get()
+            if first is None:
                 return
+            # Everything queued meanwhile joins this call: a model call costs about the same
+            # for 1 row as for 100, so a shadow that falls behind catches up in bigger calls.
+            items = list(first)
+            while len(items) < _SHADOW_MAX_ROWS:
+                try:
+                    more = self._shadow_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                items.extend(more)
             groups: dict[int, list[_Item]] = {}
             for item in items:
                 assert item.shadow is not None
