@@ -78,6 +78,11 @@ _NEWTON_TOLERANCE: Final = 1e-10
 #: Width of the logit bins within which calibration refits sum by a Taylor expansion.
 CALIBRATION_BIN_WIDTH: Final = 1 / 64
 _TAYLOR_ORDER: Final = 3
+# (k, m, order) of the sums Σ w xᵏ σ⁽ᵐ⁾(a + b x): the score equations to third order, the
+# Hessian to first (an approximate Hessian still converges to the same root, only its speed
+# depends on the Hessian's accuracy).
+_JOINT_TERMS: Final = ((0, 0, 3), (1, 0, 3), (0, 1, 1), (1, 1, 1), (2, 1, 1))
+_CITL_TERMS: Final = ((0, 0, 3), (0, 1, 1))
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -260,11 +265,30 @@ class _Cells:
         return self.n_neg_cells + self.n_cuts + self.n_groups * (self.n_bins + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ranks:
+    """Dense ranks of the scores, shared by every grouping: rank of p and of the fixed cuts."""
+
+    n_values: int
+    of_p: IntArray
+    of_edges: IntArray  # ECE bin edges 0, 1/B, …, 1
+    of_threshold: int
+
+    @classmethod
+    def of(cls, p: FloatArray, threshold: float, n_bins: int) -> _Ranks:
+        """Rank p together with the ECE bin edges and the threshold."""
+        fixed = np.r_[np.arange(n_bins + 1) / n_bins, threshold]
+        values, inverse = np.unique(np.r_[p, fixed], return_inverse=True)
+        n = len(p)
+        return cls(len(values), inverse[:n], inverse[n:-1], int(inverse[-1]))
+
+
 def _build_cells(
     grouping: Grouping,
     y: npt.NDArray[np.int8],
     p: FloatArray,
     patient: IntArray,
+    ranks: _Ranks,
     *,
     threshold: float,
     n_bins: int,
@@ -273,14 +297,16 @@ def _build_cells(
     """Return the cell layout of one grouping and its sparse entries (row, patient, value)."""
     codes, n_groups = grouping.codes, grouping.n_groups
     positive = y == 1
-    edges = np.arange(n_bins + 1) / n_bins
-    fixed = np.r_[edges, threshold]
-    cut_values = np.r_[p[positive], np.tile(fixed, n_groups)]
-    cut_groups = np.r_[codes[positive], np.repeat(np.arange(n_groups), len(fixed))]
-    values, inverse = np.unique(np.r_[cut_values, p], return_inverse=True)
-    n_values = len(values)
-    cut_key = np.unique(cut_groups * n_values + inverse[: len(cut_values)])
-    row_key = codes * n_values + inverse[len(cut_values) :]
+    n_values = ranks.n_values
+    fixed = np.r_[ranks.of_edges, ranks.of_threshold]
+    groups = np.arange(n_groups)
+    cut_key = np.unique(
+        np.r_[
+            codes[positive] * n_values + ranks.of_p[positive],
+            (groups[:, None] * n_values + fixed[None, :]).ravel(),
+        ]
+    )
+    row_key = codes * n_values + ranks.of_p
     cut_group = cut_key // n_values
     group_cut_start = np.searchsorted(cut_group, np.arange(n_groups + 1))
     # slot 2j − g is cut j's point (g its group), slot 2j − g + 1 the interval after it
@@ -288,21 +314,20 @@ def _build_cells(
     group_start = point_slot[group_cut_start[:-1]]
     group_end = point_slot[group_cut_start[1:] - 1] + 1
 
-    def slot_of(group: IntArray, value: FloatArray) -> IntArray:
-        keys = group * n_values + np.searchsorted(values, value)
-        found: IntArray = point_slot[np.searchsorted(cut_key, keys)]
+    def slot_of(group: IntArray, rank: IntArray) -> IntArray:
+        found: IntArray = point_slot[np.searchsorted(cut_key, group * n_values + rank)]
         return found
 
-    groups = np.arange(n_groups)
-    threshold_slot = slot_of(groups, np.full(n_groups, threshold))
-    bin_start = slot_of(np.repeat(groups, n_bins), np.tile(edges[:-1], n_groups)).reshape(
+    threshold_slot = slot_of(groups, np.full(n_groups, ranks.of_threshold))
+    bin_start = slot_of(np.repeat(groups, n_bins), np.tile(ranks.of_edges[:-1], n_groups)).reshape(
         n_groups, n_bins
     )
     bin_end = np.column_stack([bin_start[:, 1:], group_end])
 
     cut = np.searchsorted(cut_key, row_key, side="right") - 1
     row_slot = point_slot[cut] + (cut_key[cut] != row_key)
-    neg_used = np.unique(row_slot[~positive])
+    n_slots = 2 * len(cut_key) - n_groups
+    neg_used = np.flatnonzero(np.bincount(row_slot[~positive], minlength=n_slots))
 
     def neg(slots: IntArray) -> IntArray:
         return np.searchsorted(neg_used, slots)
@@ -432,6 +457,7 @@ def _build_calibration_cells(
     y: npt.NDArray[np.int8],
     p: FloatArray,
     patient: IntArray,
+    fits: tuple[FloatArray, FloatArray],
     *,
     offset: int,
     first_group: int,
@@ -447,9 +473,15 @@ def _build_calibration_cells(
     k = np.floor(x / h).astype(np.int64)
     k_min = int(k.min()) if len(k) else 0
     span = (int(k.max()) - k_min + 1) if len(k) else 1
-    keys, which = np.unique(codes * span + (k - k_min), return_inverse=True)
+    flat = codes * span + (k - k_min)
+    if n_groups * span <= 1 << 24:  # counting beats sorting
+        present = np.bincount(flat, minlength=n_groups * span) > 0
+        keys = np.flatnonzero(present)
+        which = (np.cumsum(present) - 1)[flat]
+    else:
+        keys, which = np.unique(flat, return_inverse=True)
     bin_group = keys // span
-    center = ((keys % span) + k_min + 0.5) * h
+    center = np.asarray(((keys % span) + k_min + 0.5) * h, dtype=np.float64)
     d = x - center[which]
     order = _TAYLOR_ORDER + 1
     positive = y == 1
@@ -463,15 +495,7 @@ def _build_calibration_cells(
     )
     cols = np.concatenate([np.tile(patient, order), np.tile(patient[positive], 2)])
 
-    joint = np.full((n_groups, 2), math.nan)
-    citl = np.full(n_groups, math.nan)
-    group_rows = np.argsort(codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n_groups))]
-    for g in range(n_groups):
-        rows_g = group_rows[bounds[g] : bounds[g + 1]]
-        fit = logistic_recalibration(y[rows_g], p[rows_g])
-        joint[g] = fit.intercept.value, fit.slope.value
-        citl[g] = fit.citl.value
+    joint, citl = fits
     cells = _CalibrationCells(
         offset=offset,
         first_group=first_group,
@@ -486,6 +510,23 @@ def _build_calibration_cells(
     return cells, (rows, cols, data)
 
 
+def _point_fits(
+    grouping: Grouping, y: npt.NDArray[np.int8], p: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Return each group's exact recalibration fit: (intercept, slope) and the CITL intercept."""
+    n_groups = grouping.n_groups
+    joint = np.full((n_groups, 2), math.nan)
+    citl = np.full(n_groups, math.nan)
+    rows_by_group = np.argsort(grouping.codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(grouping.codes, minlength=n_groups))]
+    for g in range(n_groups):
+        rows = rows_by_group[bounds[g] : bounds[g + 1]]
+        fit = logistic_recalibration(y[rows], p[rows])
+        joint[g] = fit.intercept.value, fit.slope.value
+        citl[g] = fit.citl.value
+    return joint, citl
+
+
 def _expit_derivatives(eta: FloatArray) -> list[FloatArray]:
     """Return σ, σ′, σ″, σ‴, σ⁗ of the logistic function at ``eta``."""
     mu = special.expit(eta)
@@ -495,45 +536,49 @@ def _expit_derivatives(eta: FloatArray) -> list[FloatArray]:
 
 
 def _taylor_sums(
-    cells: _CalibrationCells,
+    center: FloatArray,
     moments: FloatArray,
     intercept: FloatArray,
     slope: FloatArray | None,
-    terms: Sequence[tuple[int, int]],
+    starts: IntArray,
+    terms: Sequence[tuple[int, int, int]],
 ) -> list[FloatArray]:
-    """Return Σᵢ wᵢ xᵢᵏ σ⁽ᵐ⁾(a + b xᵢ) per group and resample for each (k, m) in ``terms``.
+    """Return Σᵢ wᵢ xᵢᵏ σ⁽ᵐ⁾(a + b xᵢ) per group and resample for each (k, m, order) term.
 
-    Within a bin, g(x) = xᵏ σ⁽ᵐ⁾(a + b x) is expanded around the centre c to third order:
+    Within a bin, g(x) = xᵏ σ⁽ᵐ⁾(a + b x) is expanded around the centre c up to ``order``:
     Σ w g(x) ≈ Σ_q g⁽ᵠ⁾(c) · Σ w dᵠ / q!, with g⁽ᵠ⁾ = Σⱼ C(q,j) k!/(k−j)! c^(k−j) b^(q−j)
-    σ⁽ᵐ⁺ᵠ⁻ʲ⁾. ``slope`` None means b = 1 (the calibration-in-the-large fit).
+    σ⁽ᵐ⁺ᵠ⁻ʲ⁾. ``intercept``/``slope`` are given per bin (bins × resamples), ``moments`` is
+    (q, bins, resamples) holding Σ w dᵠ / q!, ``starts`` the first bin of each group; ``slope``
+    None means b = 1 (the calibration-in-the-large fit).
     """
-    c = cells.center[:, None]
-    a_bins = intercept[cells.bin_group]
-    b_bins = slope[cells.bin_group] if slope is not None else None
-    sigma = _expit_derivatives(a_bins + (b_bins * c if b_bins is not None else c))
-    b_power = [np.ones_like(a_bins)]
-    for _ in range(_TAYLOR_ORDER):
-        b_power.append(b_power[-1] * b_bins if b_bins is not None else b_power[-1])
+    c = center[:, None]
+    sigma = _expit_derivatives(intercept + (slope * c if slope is not None else c))
+    c_power = [np.ones_like(c), c, c * c]
+    highest = max(order for _, _, order in terms)
+    b_power: list[FloatArray | float] = [1.0]
+    for _ in range(highest):
+        b_power.append(b_power[-1] * slope if slope is not None else 1.0)
     results = []
-    for k, m in terms:
-        total = np.zeros_like(a_bins)
-        for q in range(_TAYLOR_ORDER + 1):
-            derivative = np.zeros_like(a_bins)
+    for k, m, order in terms:
+        total = sigma[m] * c_power[k] * moments[0]
+        for q in range(1, order + 1):
             for j in range(min(q, k) + 1):
                 factor = math.comb(q, j) * math.perm(k, j)
-                derivative += factor * c ** (k - j) * b_power[q - j] * sigma[m + q - j]
-            total += derivative * moments[q]
-        results.append(np.add.reduceat(total, cells.group_bin_start, axis=0))
+                total += (factor * c_power[k - j]) * b_power[q - j] * sigma[m + q - j] * moments[q]
+        results.append(np.add.reduceat(total, starts, axis=0))
     return results
 
 
-def _binned_fit(cells: _CalibrationCells, sums: FloatArray) -> tuple[FloatArray, ...]:
+def _binned_fit(
+    cells: _CalibrationCells, sums: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Refit the recalibration of every group in every resample from the binned statistics.
 
     Newton's method from the point estimate, each step clipped to at most 1 per coefficient,
     until the step is below 1e-10; a fit that has not converged after 50 steps (separation in
-    the resample, a group left empty) is NaN. Returns (joint intercept, slope, CITL intercept),
-    each of shape (groups, resamples).
+    the resample, a group left empty) is NaN. Only groups with an open fit are recomputed, so
+    a tiny group that never converges costs little. Returns (joint intercept, slope, CITL
+    intercept), each of shape (groups, resamples).
     """
     order = _TAYLOR_ORDER + 1
     n_bins, n_groups, n_res = cells.n_bins, cells.n_groups, sums.shape[1]
@@ -541,35 +586,68 @@ def _binned_fit(cells: _CalibrationCells, sums: FloatArray) -> tuple[FloatArray,
     moments = np.stack([block[:, q] / math.factorial(q) for q in range(order)])
     start = cells.offset + order * n_bins
     observed = sums[start : start + 2 * n_groups].reshape(n_groups, 2, n_res)
+    bin_end = np.r_[cells.group_bin_start[1:], n_bins]
     a = np.repeat(cells.joint[:, :1], n_res, axis=1)
     b = np.repeat(cells.joint[:, 1:], n_res, axis=1)
     c = np.repeat(cells.citl[:, None], n_res, axis=1)
-    joint_done = np.zeros(a.shape, dtype=bool)
-    citl_done = np.zeros(a.shape, dtype=bool)
+    joint_open = np.repeat(np.isfinite(cells.joint[:, 1:]), n_res, axis=1)
+    citl_open = np.repeat(np.isfinite(cells.citl[:, None]), n_res, axis=1)
+    joint_failed = ~joint_open
+    citl_failed = ~citl_open
+
+    def subset(groups: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+        sizes = bin_end[groups] - cells.group_bin_start[groups]
+        local = np.repeat(np.arange(len(groups)), sizes)
+        first = np.r_[0, np.cumsum(sizes)[:-1]]
+        bins = cells.group_bin_start[groups][local] + np.arange(len(local)) - first[local]
+        return bins, local, first
+
     with np.errstate(all="ignore"):
         for _ in range(_NEWTON_STEPS):
-            s00, s10, h00, h10, h20 = _taylor_sums(
-                cells, moments, a, b, [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1)]
-            )
-            g0 = observed[:, 0] - s00
-            g1 = observed[:, 1] - s10
-            det = h00 * h20 - h10 * h10
-            da = np.clip((h20 * g0 - h10 * g1) / det, -1, 1)
-            db = np.clip((h00 * g1 - h10 * g0) / det, -1, 1)
-            joint_done = np.maximum(np.abs(da), np.abs(db)) < _NEWTON_TOLERANCE
-            a += np.where(joint_done, 0, da)
-            b += np.where(joint_done, 0, db)
-            s0, h0 = _taylor_sums(cells, moments, c, None, [(0, 0), (0, 1)])
-            dc = np.clip((observed[:, 0] - s0) / h0, -1, 1)
-            citl_done = np.abs(dc) < _NEWTON_TOLERANCE
-            c += np.where(citl_done, 0, dc)
-            if (joint_done | ~np.isfinite(da)).all() and (citl_done | ~np.isfinite(dc)).all():
+            groups = np.flatnonzero(joint_open.any(axis=1))
+            if len(groups):
+                bins, local, first = subset(groups)
+                s00, s10, h00, h10, h20 = _taylor_sums(
+                    cells.center[bins],
+                    moments[:, bins],
+                    a[groups][local],
+                    b[groups][local],
+                    first,
+                    _JOINT_TERMS,
+                )
+                g0 = observed[groups, 0] - s00
+                g1 = observed[groups, 1] - s10
+                det = h00 * h20 - h10 * h10
+                da = np.clip((h20 * g0 - h10 * g1) / det, -1, 1)
+                db = np.clip((h00 * g1 - h10 * g0) / det, -1, 1)
+                step = np.maximum(np.abs(da), np.abs(db))
+                still = joint_open[groups]
+                a[groups] += np.where(still, da, 0)
+                b[groups] += np.where(still, db, 0)
+                joint_failed[groups] |= still & ~np.isfinite(step)
+                joint_open[groups] = still & (step >= _NEWTON_TOLERANCE)
+            groups = np.flatnonzero(citl_open.any(axis=1))
+            if len(groups):
+                bins, local, first = subset(groups)
+                s0, h0 = _taylor_sums(
+                    cells.center[bins],
+                    moments[:, bins],
+                    c[groups][local],
+                    None,
+                    first,
+                    _CITL_TERMS,
+                )
+                dc = np.clip((observed[groups, 0] - s0) / h0, -1, 1)
+                still = citl_open[groups]
+                c[groups] += np.where(still, dc, 0)
+                citl_failed[groups] |= still & ~np.isfinite(dc)
+                citl_open[groups] = still & (np.abs(dc) >= _NEWTON_TOLERANCE)
+            if not (joint_open.any() or citl_open.any()):
                 break
-    a[~joint_done] = math.nan
-    b[~joint_done] = math.nan
-    c[~citl_done] = math.nan
-    undefined = ~np.isfinite(cells.joint[:, 1])
-    a[undefined] = b[undefined] = c[~np.isfinite(cells.citl)] = math.nan
+    joint_failed |= joint_open  # not converged within the steps
+    citl_failed |= citl_open
+    a[joint_failed] = b[joint_failed] = math.nan
+    c[citl_failed] = math.nan
     return a, b, c
 
 
@@ -611,27 +689,29 @@ class GroupedMetrics:
         self.patient, self.n_patients = patient_codes(patient_ids, len(y))
         self.labels: list[tuple[str, str]] = []
         self._cells: list[_Cells] = []
-        self._calibration: list[_CalibrationCells] = []
         entries: list[tuple[IntArray, IntArray, FloatArray]] = []
+        ranks = _Ranks.of(p, self.threshold, n_bins)
         offset = 0
         for grouping in self.groupings:
             cells, entry = _build_cells(
-                grouping, y, p, self.patient, threshold=self.threshold, n_bins=n_bins, offset=offset
+                grouping,
+                y,
+                p,
+                self.patient,
+                ranks,
+                threshold=self.threshold,
+                n_bins=n_bins,
+                offset=offset,
             )
             self._cells.append(cells)
             entries.append(entry)
             offset += cells.n_rows
-            if calibration:
-                cal, entry = _build_calibration_cells(
-                    grouping, y, p, self.patient, offset=offset, first_group=len(self.labels)
-                )
-                self._calibration.append(cal)
-                entries.append(entry)
-                offset += cal.n_rows
             self.labels.extend((grouping.name, label) for label in grouping.labels)
-        rows, cols, data = (np.concatenate(part) for part in zip(*entries, strict=True))
-        self._entries = (rows, cols, data)
+        self._entries = [np.concatenate(part) for part in zip(*entries, strict=True)]
         self._n_statistics = offset
+        # exact point fits now; their binned statistics only when a bootstrap needs them
+        self._fits = [_point_fits(g, y, p) for g in self.groupings] if calibration else []
+        self._calibration: list[_CalibrationCells] = []
         self._matrix: sparse.csr_matrix | None = None
         logger.debug(
             "grouped metrics: %d rows, %d patients, %d groups, %d statistics",
@@ -640,6 +720,31 @@ class GroupedMetrics:
             len(self.labels),
             offset,
         )
+
+    def _prepare_resampling(self) -> sparse.csr_matrix:
+        if self._matrix is None:
+            rows, cols, data = self._entries
+            extra = [(rows, cols, data)]
+            first_group = 0
+            for grouping, fits in zip(self.groupings, self._fits, strict=False):
+                cal, entry = _build_calibration_cells(
+                    grouping,
+                    self.y,
+                    self.p,
+                    self.patient,
+                    fits,
+                    offset=self._n_statistics,
+                    first_group=first_group,
+                )
+                self._calibration.append(cal)
+                extra.append(entry)
+                self._n_statistics += cal.n_rows
+                first_group += grouping.n_groups
+            rows, cols, data = (np.concatenate(part) for part in zip(*extra, strict=True))
+            self._matrix = sparse.csr_matrix(
+                (data, (rows, cols)), shape=(self._n_statistics, self.n_patients)
+            )
+        return self._matrix
 
     @property
     def n_groups(self) -> int:
@@ -654,34 +759,29 @@ class GroupedMetrics:
             counts.append(np.bincount(keys // max(self.n_patients, 1), minlength=grouping.n_groups))
         return np.concatenate(counts).astype(np.int64)
 
-    def _sums(self, weights: FloatArray | None) -> FloatArray:
-        rows, cols, data = self._entries
+    def _metrics(self, weights: FloatArray | None) -> dict[str, FloatArray]:
         if weights is None:  # the sample itself: every patient once
+            rows, _, data = self._entries
             sums = np.asarray(
                 np.bincount(rows, weights=data, minlength=self._n_statistics), dtype=np.float64
-            )
-            return sums[:, None]
-        if self._matrix is None:
-            self._matrix = sparse.csr_matrix(
-                (data, (rows, cols)), shape=(self._n_statistics, self.n_patients)
-            )
-        return np.asarray(self._matrix @ weights)
-
-    def _metrics(self, weights: FloatArray | None, *, resampled: bool) -> dict[str, FloatArray]:
-        sums = self._sums(weights)
+            )[:, None]
+        else:
+            sums = np.asarray(self._prepare_resampling() @ weights)
         parts = [_read_cells(cells, sums) for cells in self._cells]
         out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         for name in CALIBRATION_METRICS:
             out[name] = np.full((self.n_groups, sums.shape[1]), math.nan)
-        for cal in self._calibration:
-            groups = slice(cal.first_group, cal.first_group + cal.n_groups)
-            if resampled:
-                a, b, c = _binned_fit(cal, sums)
-            else:  # the exact fits on the rows themselves
-                a, b, c = cal.joint[:, :1], cal.joint[:, 1:], cal.citl[:, None]
+        if weights is None:  # the exact fits on the rows themselves
+            fitted = [(joint[:, :1], joint[:, 1:], citl[:, None]) for joint, citl in self._fits]
+        else:
+            fitted = [_binned_fit(cal, sums) for cal in self._calibration]
+        first = 0
+        for grouping, (a, b, c) in zip(self.groupings, fitted, strict=False):
+            groups = slice(first, first + grouping.n_groups)
             out["calibration_joint_intercept"][groups] = a
             out["calibration_slope"][groups] = b
             out["calibration_intercept"][groups] = c
+            first += grouping.n_groups
         return out
 
     def point_estimates(self) -> dict[str, FloatArray]:
@@ -689,7 +789,7 @@ class GroupedMetrics:
 
         Besides the metrics, ``n`` (rows) and ``n_events`` (positive rows) are included.
         """
-        return {k: v[:, 0] for k, v in self._metrics(None, resampled=False).items()}
+        return {k: v[:, 0] for k, v in self._metrics(None).items()}
 
     def bootstrap(self, *, n_boot: int, seed: int, stratify: bool = False) -> dict[str, FloatArray]:
         """Return every metric per group and resample (arrays of shape (n_groups, n_boot)).
@@ -709,7 +809,7 @@ class GroupedMetrics:
             self.n_patients, n_boot=n_boot, seed=seed, strata=strata, chunk_size=chunk
         ):
             span = slice(column, column + weights.shape[1])
-            for name, values in self._metrics(weights, resampled=True).items():
+            for name, values in self._metrics(weights).items():
                 if name not in out:
                     out[name] = np.empty((self.n_groups, n_boot))
                 out[name][:, span] = values

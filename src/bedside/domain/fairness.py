@@ -49,9 +49,12 @@ __all__ = [
     "GROUP_METRICS",
     "INTERSECTION_SEPARATOR",
     "MISSING_GROUP",
+    "Agg",
     "Disparity",
     "FairnessResult",
     "GroupResult",
+    "Kind",
+    "Method",
     "assess_fairness",
     "difference",
     "ratio",
@@ -288,33 +291,33 @@ class FairnessResult:
 # ------------------------------------------------------------------------------ the grouping
 
 
-def _is_missing(values: pd.Series) -> npt.NDArray[np.bool_]:
-    missing = values.isna().to_numpy(dtype=bool)
-    text = values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
-    return np.asarray(missing | text)
+def _is_blank(value: object) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 def _codes(values: Any, attribute: str, n_rows: int) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """Return a group code per row and the group labels, sorted, ``(missing)`` last."""
-    series = pd.Series(
-        np.asarray(values, dtype=object)
-        if not isinstance(values, pd.Series)
-        else values.to_numpy(dtype=object),
-        dtype=object,
-    )
+    """Return a group code per row and the group labels, sorted, ``(missing)`` last.
+
+    None, NaN, pandas' NA and blank text are missing; other values are grouped by their text.
+    """
+    array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+    series = pd.Series(np.asarray(array, dtype=object), dtype=object)
     if len(series) != n_rows:
         raise InvalidInput(
             f"attribute {attribute!r} has {len(series)} values; the data have {n_rows} rows",
             details={"attribute": attribute, "length": len(series), "rows": n_rows},
         )
-    missing = _is_missing(series)
-    raw_codes, uniques = pd.factorize(series.where(~missing, None), use_na_sentinel=True)
-    texts = [str(u) for u in uniques]
-    labels = sorted(set(texts))
+    raw_codes, uniques = pd.factorize(series, use_na_sentinel=True)  # NA-like values → −1
+    texts = [None if _is_blank(u) else str(u) for u in uniques]
+    labels = sorted({t for t in texts if t is not None})
     position = {label: k for k, label in enumerate(labels)}
-    remap = np.array([position[t] for t in texts] + [len(labels)], dtype=np.int64)
-    codes = remap[raw_codes]  # the sentinel -1 picks the last entry: (missing)
-    if missing.any():
+    missing_code = len(labels)
+    remap = np.array(
+        [missing_code if t is None else position[t] for t in texts] + [missing_code],
+        dtype=np.int64,
+    )
+    codes = remap[raw_codes]  # the sentinel −1 picks the last entry: (missing)
+    if (codes == missing_code).any():
         labels.append(MISSING_GROUP)
     return codes, labels
 

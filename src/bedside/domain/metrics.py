@@ -439,7 +439,11 @@ def logistic_recalibration(y_true: Any, y_prob: Any) -> Recalibration:
         return Recalibration(undefined(reason), undefined(reason), undefined(reason))
     x = logit(p)
     yf = y.astype(np.float64)
-    joint = _newton_logistic(x, yf, fit_slope=True)
+    # With one covariate the joint fit has a finite optimum exactly when the two outcomes'
+    # logits overlap; otherwise (complete or quasi-complete separation) the slope diverges.
+    pos, neg = x[y == 1], x[y == 0]
+    overlap = pos.min() < neg.max() and neg.min() < pos.max()
+    joint = _newton_logistic(x, yf, fit_slope=True) if overlap else None
     citl = _newton_logistic(x, yf, fit_slope=False)
     if joint is None:
         reason = "the recalibration fit did not converge (the outcome is separable by the score)"
@@ -471,43 +475,46 @@ def _log_likelihood(eta: FloatArray, y: FloatArray) -> float:
 def _newton_logistic(
     x: FloatArray, y: FloatArray, *, fit_slope: bool
 ) -> tuple[float, float] | None:
-    """Maximise the logistic likelihood of (a, b) (or a with b = 1); None when it diverges."""
-    beta = np.array([0.0, 1.0])
-    design = np.column_stack([np.ones_like(x), x])
-    eta = beta[0] + beta[1] * x
-    current = _log_likelihood(eta, y)
+    """Maximise the logistic likelihood of (a, b) (or a with b = 1); None when it diverges.
+
+    Newton's method from (0, 1) — the predictions as they are — halving a step that would lower
+    the likelihood; converged when the step is below 1e-10.
+    """
+    a, b = 0.0, 1.0
+    x2 = x * x
+    current = _log_likelihood(x, y)
     for _ in range(_MAX_NEWTON_STEPS):
+        eta = a + b * x
         mu = special.expit(eta)
         residual = y - mu
         var = mu * (1 - mu)
+        g0 = float(residual.sum())
+        h00 = float(var.sum())
         if fit_slope:
-            gradient = design.T @ residual
-            hessian = (design * var[:, None]).T @ design
-            try:
-                step = np.linalg.solve(hessian, gradient)
-            except np.linalg.LinAlgError:
+            # einsum, not BLAS dot: no thread start-up for a single pass over the rows
+            g1 = float(np.einsum("i,i->", residual, x))
+            h01 = float(np.einsum("i,i->", var, x))
+            h11 = float(np.einsum("i,i->", var, x2))
+            det = h00 * h11 - h01 * h01
+            if not det > 0:
                 return None
+            da = (h11 * g0 - h01 * g1) / det
+            db = (h00 * g1 - h01 * g0) / det
         else:
-            h = float(var.sum())
-            if h <= 0:
+            if not h00 > 0:
                 return None
-            step = np.array([float(residual.sum()) / h, 0.0])
-        if not np.all(np.isfinite(step)):
-            return None
+            da, db = g0 / h00, 0.0
         scale = 1.0
         while True:
-            candidate = beta + scale * step
-            cand_eta = candidate[0] + candidate[1] * x
-            value = _log_likelihood(cand_eta, y)
+            value = _log_likelihood(a + scale * da + (b + scale * db) * x, y)
             if value >= current - 1e-12 * abs(current) or scale < 1e-8:
                 break
             scale /= 2
-        converged = float(np.max(np.abs(candidate - beta))) < _NEWTON_TOLERANCE
-        beta, eta, current = candidate, cand_eta, value
-        if converged:
-            return float(beta[0]), float(beta[1])
-        if np.max(np.abs(beta)) > 1e6:
+        a, b, current = a + scale * da, b + scale * db, value
+        if not (math.isfinite(a) and math.isfinite(b)) or max(abs(a), abs(b)) > 1e6:
             return None
+        if max(abs(scale * da), abs(scale * db)) < _NEWTON_TOLERANCE:
+            return a, b
     return None
 
 
