@@ -55,6 +55,9 @@ def main() -> None:
         shutil.rmtree(PROJECT)
     print("bedside demo — the governed pipeline on embedded defaults (SQLite, local folders)")
     bedside("check", str(PIPELINE))
+    PROJECT.mkdir()
+    # The pipeline file lives in the project; its source path (data/fhir) is relative to it.
+    shutil.copy(PIPELINE, PROJECT / "pipeline.yaml")
     bedside(
         "init",
         str(PROJECT),
@@ -89,9 +92,18 @@ def main() -> None:
     pw_file.unlink()
     bedside("user", "list", "--user", "admin", "--password-stdin", password=True)
     bedside("status")
-    # Clinical data in: a synthetic hospital as a FHIR bulk export, then ingestion with quarantine.
-    bedside("demo-data", str(PROJECT / "data" / "export"), "--admissions", "5000", "--seed", "7")
-    bedside("ingest", str(PROJECT / "data" / "export"), "--dest", str(PROJECT / "data" / "raw"))
+    # Clinical data in: a synthetic hospital as a FHIR bulk export (synthetic PHI included), then
+    # the data preparation stage: ingest, features, split, quality, de-identification, PHI scan,
+    # encrypted snapshot.
+    bedside("demo-data", str(PROJECT / "data" / "fhir"), "--admissions", "8000", "--seed", "7")
+    bedside(
+        "prepare",
+        str(PROJECT / "pipeline.yaml"),
+        "--user",
+        "dana",
+        "--password-stdin",
+        password=True,
+    )
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")
     bedside(

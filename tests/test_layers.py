@@ -60,7 +60,7 @@ def test_only_the_cli_prints() -> None:
 
 def test_only_config_and_interfaces_read_the_environment() -> None:
     # tracking.py switches MLflow's telemetry off in the environment before importing mlflow.
-    allowed = {"config.py", "cli.py", "tracking.py"}
+    allowed = {"config.py", "cli.py", "cli_data.py", "tracking.py"}
     offenders = []
     for path in SRC.rglob("*.py"):
         if path.name in allowed:

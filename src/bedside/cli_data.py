@@ -128,7 +128,65 @@ def ingest(
         raise typer.Exit(1)
 
 
+def prepare(
+    pipeline: Annotated[Path, typer.Argument(help="The pipeline file.")],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            envvar="BEDSIDE_USER",
+            show_default=False,
+            help="Who you are (your bedside user name).",
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read your password from standard input.")
+    ] = False,
+) -> None:
+    """Run the data preparation stage: ingest, features and label, split, data quality,
+    de-identification, PHI scan, and an encrypted, content-addressed dataset snapshot.
+
+    A blocking check (phi_scan or data_quality with blocker: true) stops it: the report says
+    which column and rule, never a value. Exits 0 when a snapshot was written, 4 when blocked.
+    """
+    import os
+
+    from bedside.cli import _session
+    from bedside.pipeline_file import load_pipeline_file
+    from bedside.prepare import BlockedDataset
+
+    spec = load_pipeline_file(pipeline).spec
+    source = spec.data_preparation.source
+    token_env = getattr(source, "auth_token_env", None)
+    token = os.environ.get(token_env) if token_env else None
+    platform, actor = _session(user, password_stdin)
+    with Console(stderr=True).status("preparing") as status:
+        result = platform.prepare_dataset(
+            actor, pipeline, token=token, progress=lambda step: status.update(step)
+        )
+    if isinstance(result, BlockedDataset):
+        typer.echo(
+            f"Error: blocked by {result.check}: {result.summary}. Report: {result.report}", err=True
+        )
+        raise typer.Exit(4)
+    out.print(f"Dataset snapshot {result.digest}")
+    out.print(
+        f"  {result.rows:,} rows, {result.patients:,} patients; "
+        + ", ".join(
+            f"{name} {c['rows']:,} rows / {c['events']:,} events"
+            for name, c in result.counts.items()
+            if name != "all"
+        )
+    )
+    out.print(f"  snapshot:     {result.folder} (encrypted)")
+    out.print(f"  data quality: {result.quality_html}")
+    out.print(f"  PHI scan:     {result.phi_report}")
+    out.print(f"  ingest:       {result.ingest_report}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``bedside`` app."""
     app.command("demo-data")(demo_data)
     app.command("ingest")(ingest)
+    app.command("prepare")(prepare)

@@ -157,6 +157,8 @@ class Platform:
         clock: Callable[[], datetime] = utcnow,
         lockout_threshold: int = 5,
         hasher: PasswordHasher | None = None,
+        home: Path | None = None,
+        artifacts_root: Path | None = None,
     ) -> None:
         self.database = database
         self.keys = keys
@@ -165,6 +167,9 @@ class Platform:
         # Argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile); tests pass a cheaper
         # hasher to stay fast. Verification reads the cost from each stored hash.
         self._hasher = hasher or PasswordHasher()
+        # Where the project's files live (work folders, reports) and its artifacts.
+        self.home = home
+        self.artifacts_root = artifacts_root
 
     @classmethod
     def from_settings(cls, settings: Settings, *, check_schema: bool = True) -> Platform:
@@ -173,7 +178,11 @@ class Platform:
         if check_schema:
             database.check_schema()
         return cls(
-            database, KeyRing(settings.keys_dir), lockout_threshold=settings.lockout_threshold
+            database,
+            KeyRing(settings.keys_dir),
+            lockout_threshold=settings.lockout_threshold,
+            home=settings.home,
+            artifacts_root=Path(settings.artifacts_url),
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -769,6 +778,70 @@ class Platform:
                 after={"gate": gate, "passed": passed, "details": details or {}},
             )
             return result
+
+    # -- data preparation -----------------------------------------------------------------------
+
+    def prepare_dataset(
+        self,
+        actor: User,
+        pipeline_path: Path,
+        *,
+        token: str | None = None,
+        progress: Callable[[str], None] = lambda _step: None,
+    ) -> Any:
+        """Run the pipeline's data preparation stage and record the snapshot (or the block).
+
+        Returns:
+            :class:`bedside.prepare.PreparedDataset`, or :class:`bedside.prepare.BlockedDataset`
+            when a blocking check stopped it (recorded in the ledger as ``dataset.blocked``).
+        """
+        from bedside.pipeline_file import load_pipeline_file
+        from bedside.prepare import BlockedDataset, prepare
+
+        loaded = load_pipeline_file(pipeline_path)
+        spec = loaded.spec
+        if self.home is None or self.artifacts_root is None:
+            raise InvalidInput("This platform has no project folder; open it from settings.")
+        with self._authorised(actor, Permission.PREPARE_DATA, "pipeline", spec.name):
+            pass  # permission checked (and a refusal recorded) before any data is read
+        result = prepare(
+            spec,
+            pipeline_dir=pipeline_path.resolve().parent,
+            work_dir=self.home / "work" / spec.model_name,
+            artifacts_root=self.artifacts_root,
+            key_ring=self.keys,
+            as_of=self.now().date(),
+            created_at=self.now(),
+            token=token,
+            progress=progress,
+        )
+        with self._tx() as tx:
+            if isinstance(result, BlockedDataset):
+                self._event(
+                    tx,
+                    actor.username,
+                    "dataset.blocked",
+                    "pipeline",
+                    spec.name,
+                    after={"check": result.check, "pipeline_sha256": loaded.content_sha256},
+                    reason=result.summary,
+                )
+            else:
+                self._event(
+                    tx,
+                    actor.username,
+                    "dataset.prepared",
+                    "dataset",
+                    result.digest,
+                    after={
+                        "pipeline": spec.name,
+                        "pipeline_sha256": loaded.content_sha256,
+                        "rows": result.rows,
+                        "patients": result.patients,
+                        "counts": result.counts,
+                    },
+                )
+        return result
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Permission(enum.StrEnum):
     CHECKPOINT_AUDIT = "audit.checkpoint"
     MANAGE_USERS = "users.manage"
     REGISTER_PIPELINE = "pipeline.register"
+    PREPARE_DATA = "dataset.prepare"
 
 
 class RoleKind(enum.StrEnum):
@@ -59,6 +60,7 @@ KIND_PERMISSIONS: dict[RoleKind, frozenset[Permission]] = {
             P.SIGN_RESPONSIBILITY,
             P.READ_AUDIT,
             P.REGISTER_PIPELINE,
+            P.PREPARE_DATA,
         }
     ),
     RoleKind.ML_ENGINEER: frozenset(
@@ -76,6 +78,7 @@ KIND_PERMISSIONS: dict[RoleKind, frozenset[Permission]] = {
             P.RETIRE,
             P.READ_AUDIT,
             P.REGISTER_PIPELINE,
+            P.PREPARE_DATA,
         }
     ),
     RoleKind.CLINICAL_REVIEWER: frozenset(
