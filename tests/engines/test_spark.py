@@ -143,3 +143,11 @@ def test_duckdb_and_spark_agree_on_edge_cases(tmp_path: Path, spark_con: Any) ->
     duck_sirs = extract_features(folder, sirs)
     _assert_same(duck_sirs, extract_features(folder, sirs, con=spark_con))
     assert duck_sirs["sirs"].sum() >= 1
+
+    # a folder without Observations and Conditions reads them as empty on both engines
+    for name in ("Observation.ndjson", "Condition.ndjson"):
+        (folder / name).unlink()
+    duck_empty = extract_features(folder, spec)
+    _assert_same(duck_empty, extract_features(folder, spec, con=spark_con))
+    assert duck_empty["sepsis"].tolist() == [0, 0, 0, 0]
+    assert duck_empty["heart_rate_count_6h"].tolist() == [0, 0, 0, 0]
