@@ -72,6 +72,31 @@ def _source_folder(spec: PipelineSpec, base_dir: Path) -> Path:
     raise AssertionError(source.kind)  # pragma: no cover - remote sources are fetched first
 
 
+def stratification_columns(spec: PipelineSpec) -> list[str]:
+    """Return the demographic columns the fairness gates need that are not model features."""
+    names = {f.name for f in spec.data_preparation.features}
+    wanted: list[str] = []
+    for gate in spec.validation.fairness:
+        wanted.extend(a for a in gate.stratify_by if a not in names and a not in wanted)
+    return wanted
+
+
+def _with_stratification_columns(spec: PipelineSpec) -> Any:
+    from bedside.domain.spec_data import DemographicFeature
+
+    stage = spec.data_preparation
+    extra = []
+    for attribute in stratification_columns(spec):
+        try:
+            extra.append(DemographicFeature(kind="demographic", name=attribute))
+        except ValueError:
+            raise InvalidInput(
+                f"validation.fairness.stratify_by names {attribute!r}, which is neither a feature "
+                "nor a demographic attribute (age, age_group, sex, race, ethnicity)."
+            ) from None
+    return stage.model_copy(update={"features": (*stage.features, *extra)}) if extra else stage
+
+
 def fetch_remote_source(
     spec: PipelineSpec, work_dir: Path, *, token: str | None, progress: Progress
 ) -> Path:
@@ -174,9 +199,11 @@ def prepare(
             f"quarantined {report.quarantined}. See {ingested / 'ingest-report.json'}."
         )
 
-    # 2. features and label
+    # 2. features and label, plus the demographic attributes the fairness gates stratify by
+    # (kept as columns for subgroup evaluation; the model trains on the declared features only).
     progress("computing features and labels (DuckDB)")
-    features = extract_features(ingested / "raw", stage)
+    extraction_stage = _with_stratification_columns(spec)
+    features = extract_features(ingested / "raw", extraction_stage)
     if features.empty:
         raise InvalidInput(
             "The cohort is empty: no encounter matches data_preparation.cohort. "
@@ -232,7 +259,7 @@ def prepare(
         "split": "keep",
         label: "keep",
     }
-    for feature in stage.features:
+    for feature in extraction_stage.features:
         mapping[feature.name] = "age" if feature.name == "age" else "keep"
     deid, deid_report = deidentify_table(
         frame,
@@ -280,6 +307,7 @@ def prepare(
             "pipeline_version": spec.version,
             "features": feature_names,
             "label": label,
+            "stratification_columns": stratification_columns(spec),
             "cohort": stage.cohort.model_dump(mode="json"),
             "ingest": {
                 "read": report.read,

@@ -107,3 +107,15 @@ def test_auditors_may_not_prepare_data(
     with pytest.raises(PermissionDenied, match="dataset.prepare"):
         platform.prepare_dataset(team.auditor, _pipeline_in(tmp_path, hospital))
     assert not (tmp_path / "work").exists()
+
+
+def test_fairness_attributes_are_kept_as_columns(
+    platform: Platform, team: Team, tmp_path: Path, hospital: Path
+) -> None:
+    platform.home, platform.artifacts_root = tmp_path, tmp_path / "artifacts"
+    result = platform.prepare_dataset(team.scientist, _pipeline_in(tmp_path, hospital))
+    assert isinstance(result, PreparedDataset)
+    frame, manifest = read_snapshot(result.folder, platform.keys)
+    assert {"race", "age_group", "sex"} <= set(frame.columns)
+    assert manifest.extraction["stratification_columns"] == ["race", "age_group"]
+    assert "race" not in manifest.extraction["features"]
