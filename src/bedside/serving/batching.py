@@ -154,6 +154,11 @@ class Batcher:
         )
         self._shadow_thread.start()
 
+    @property
+    def pending_rows(self) -> int:
+        """Return the rows waiting for the next model call."""
+        return self._pending_rows
+
     # ------------------------------------------------------------------------ the event loop
 
     async def score(
