@@ -225,7 +225,7 @@ def test_phi_guard_known_safe_lineage_values_pass(
         "free.commit": commit,
     }
     assert GUARD.find_in_pairs(Field.TAG, tags) == []
-    assert set(LINEAGE_KEYS) <= set(tags) | {"bedside.parent_run"}
+    assert set(LINEAGE_KEYS) <= set(tags) | {"bedside.parent_run", "bedside.model_id"}
 
 
 # --- names, metrics, tables, trees, text -------------------------------------------------------

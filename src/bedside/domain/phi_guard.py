@@ -129,6 +129,7 @@ class ValueFormat(enum.StrEnum):
     VERSION = "version"
     PLATFORM = "platform"
     RUN_ID = "run_id"
+    MODEL_ID = "model_id"
     DATE = "date"
     TIMESTAMP = "timestamp"
 
@@ -141,6 +142,7 @@ _FORMATS: Final[Mapping[ValueFormat, re.Pattern[str]]] = {
     ValueFormat.VERSION: re.compile(r"[0-9]+(?:\.[0-9]+){0,3}(?:[.+-]?[A-Za-z0-9]+(?:\.[0-9]+)?)*"),
     ValueFormat.PLATFORM: re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}"),
     ValueFormat.RUN_ID: re.compile(r"[0-9a-f]{32}"),
+    ValueFormat.MODEL_ID: re.compile(r"m-[0-9a-f]{32}"),
     ValueFormat.DATE: re.compile(r"\d{4}-\d{2}-\d{2}"),
     ValueFormat.TIMESTAMP: re.compile(
         r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
@@ -159,6 +161,7 @@ LINEAGE_KEYS: Final[Mapping[str, ValueFormat]] = {
     "bedside.platform": ValueFormat.PLATFORM,
     "bedside.version": ValueFormat.VERSION,
     "bedside.parent_run": ValueFormat.RUN_ID,
+    "bedside.model_id": ValueFormat.MODEL_ID,
     "mlflow.source.git.commit": ValueFormat.GIT_COMMIT,
 }
 
@@ -205,15 +208,22 @@ _VALUE_RULES: Final[tuple[tuple[GuardRule, re.Pattern[str]], ...]] = (
             r"-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])"
         ),
     ),
-    (GuardRule.EMAIL, _SCRUB["email"]),
+    (
+        GuardRule.EMAIL,  # bounded (RFC 5321 lengths), so a long token cannot make it quadratic
+        re.compile(
+            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}"
+            r"(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+        ),
+    ),
     (GuardRule.SSN, _SCRUB["ssn"]),
     (GuardRule.PHONE, _SCRUB["phone"]),
     (GuardRule.FULL_DATE, _SCRUB["date"]),
     (
         GuardRule.STREET_ADDRESS,
         re.compile(
-            rf"\b\d{{1,6}}\s+(?:[A-Za-z][A-Za-z'.-]*\s+){{1,4}}(?:{_STREET_SUFFIX})\b"
-            r"|\bP\.?\s?O\.?\s+Box\s+\d+",
+            rf"\b\d{{1,6}}\s{{1,3}}(?:[A-Za-z][A-Za-z'.-]{{0,30}}\s{{1,3}}){{1,4}}"
+            rf"(?:{_STREET_SUFFIX})\b"
+            r"|\bP\.?\s?O\.?\s{1,3}Box\s{1,3}\d+",
             re.IGNORECASE,
         ),
     ),
@@ -228,7 +238,7 @@ _VALUE_RULES: Final[tuple[tuple[GuardRule, re.Pattern[str]], ...]] = (
         GuardRule.MRN_LIKE,
         re.compile(
             r"\b(?:MRN|MR#|med(?:ical)?[\s_-]*rec(?:ord)?(?:[\s_-]*(?:no|num|number))?)"
-            r"(?![A-Za-z])\s*[:#=]?\s*[A-Za-z0-9-]*\d"
+            r"(?![A-Za-z])\s{0,3}[:#=]?\s{0,3}[A-Za-z0-9-]{0,20}\d"
             r"|(?<![0-9A-Za-z.])\d{7,}(?![0-9A-Za-z.])"
             r"|(?<![A-Za-z0-9])[A-Za-z]{1,4}[-#]?\d{6,12}(?![A-Za-z0-9])",
             re.IGNORECASE,
