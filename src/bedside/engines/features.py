@@ -135,25 +135,38 @@ def _observation_features(stage: DataPreparationStage) -> list[_Series]:
 def _has_any(rows: ir.Table, wanted: Sequence[str]) -> ir.BooleanValue:
     """True when any LOINC code of the row is in ``wanted``.
 
-    Most values carry one LOINC code, tested with a cheap ``IN``; only values with several LOINC
-    codings (e.g. SpO₂ coded 2708-6 and 59408-5) take the array intersection.
+    Most values carry one LOINC coding and are tested with a cheap ``IN`` on ``loinc``; only
+    values with several codings (``loinc_multi`` not null, e.g. SpO₂ coded 2708-6 and 59408-5)
+    take the array intersection.
     """
     codes = sorted(set(wanted))
-    several = rows.loinc_codes.length() > 1
-    overlap = rows.loinc_codes.intersect(ibis.literal(codes, type="array<string>")).length() > 0
-    return ibis.cases((several, overlap), else_=rows.loinc.isin(codes))
+    overlap = rows.loinc_multi.intersect(ibis.literal(codes, type="array<string>")).length() > 0
+    return ibis.cases((rows.loinc_multi.notnull(), overlap), else_=rows.loinc.isin(codes))
 
 
 def _usable_observations(con: BaseBackend, raw_dir: Path, codes: Sequence[str]) -> ir.Table:
     """Flat observation values with a value, a time, a patient and one of ``codes``."""
-    obs = fhir_tables.observations(con, raw_dir)
+    values = fhir_tables.observation_value_rows(con, raw_dir)
+    several = values.coding.length() > 1
+    obs = values.select(
+        "patient_id",
+        "status",
+        "effective_time",
+        "issued_time",
+        "value",
+        "unit",
+        loinc=fhir_tables.loinc_code(values.coding),
+        loinc_multi=ibis.ifelse(
+            several, fhir_tables.loinc_codes(values.coding), ibis.null("array<string>")
+        ),
+    )
     return obs.filter(
         obs.status.isin(USABLE_OBSERVATION_STATUSES),
         obs.value.notnull(),
         obs.effective_time.notnull(),
         obs.patient_id.notnull(),
         _has_any(obs, codes),
-    ).select("patient_id", "effective_time", "issued_time", "loinc", "loinc_codes", "value", "unit")
+    ).select("patient_id", "effective_time", "issued_time", "loinc", "loinc_multi", "value", "unit")
 
 
 def _converted(value: ir.FloatingValue, unit: ir.StringValue, series: _Series) -> ir.FloatingValue:
@@ -431,7 +444,7 @@ def _window_rows(cohort: ir.Table, obs: ir.Table, longest: timedelta) -> ir.Tabl
     ).select(keys.encounter_id, keys.prediction_time, *[obs[c] for c in _OBS_COLUMNS])
 
 
-_OBS_COLUMNS: Final = ("effective_time", "loinc", "loinc_codes", "value", "unit")
+_OBS_COLUMNS: Final = ("effective_time", "loinc", "loinc_multi", "value", "unit")
 
 
 def _demographic(feature: DemographicFeature, table: ir.Table, cohort: Cohort) -> ir.Value:

@@ -46,6 +46,10 @@ __all__ = [
     "flatten_encounters",
     "flatten_observations",
     "flatten_patients",
+    "loinc_code",
+    "loinc_codes",
+    "observation_value_rows",
+    "observation_values",
     "observations",
     "patients",
     "read_resource",
@@ -169,18 +173,15 @@ def _unit(quantity: ir.StructValue) -> ir.StringValue:
 
 
 def _value_part(coding: ir.ArrayValue, quantity: ir.StructValue) -> ir.StructValue:
-    return ibis.struct(
-        {"loinc_codes": _loinc_codes(coding), "value": quantity.value, "unit": _unit(quantity)}
-    )
+    return ibis.struct({"coding": coding, "value": quantity.value, "unit": _unit(quantity)})
 
 
-def flatten_observations(raw: ir.Table) -> ir.Table:
-    """Return one row per Observation value and per component value (see the module docstring).
+def observation_values(raw: ir.Table) -> ir.Table:
+    """Return one row per Observation value and per component value, codings still nested.
 
     Columns: ``observation_id, patient_id, encounter_id, status, effective_time, issued_time,
-    loinc, loinc_codes, value, unit``. ``effective_time`` is ``effectiveDateTime``, else
-    ``effectiveInstant``, else the end (or start) of ``effectivePeriod``. Rows keep a null value
-    when the Observation has none (``dataAbsentReason``, or a panel's own row).
+    coding, value, unit``. :func:`flatten_observations` adds the LOINC codes; the feature engine
+    uses this form to read LOINC codes cheaply (:func:`loinc_code`).
 
     The Observation's own value and its components are gathered into one array and unnested, so
     every engine reads each file once.
@@ -208,10 +209,53 @@ def flatten_observations(raw: ir.Table) -> ir.Table:
         "status",
         "effective_time",
         "issued_time",
-        loinc=_first_loinc(rows.part.loinc_codes),
-        loinc_codes=rows.part.loinc_codes,
+        coding=rows.part.coding,
         value=rows.part.value.cast("float64"),
         unit=rows.part.unit,
+    )
+
+
+def loinc_code(coding: ir.ArrayValue) -> ir.StringValue:
+    """Return the first LOINC code of a coding array (null when it has none).
+
+    A single coding — the common case — is read directly; only longer arrays are filtered.
+    """
+    single = coding.length() == 1
+    # ``coding[0]`` is evaluated only when the array has one element (Spark's ANSI mode raises
+    # on an index out of range)
+    return ibis.cases(
+        (single & (coding[0].system == LOINC_SYSTEM), coding[0].code),
+        (single, ibis.null("string")),
+        else_=_first_loinc(_loinc_codes(coding)),
+    )
+
+
+def loinc_codes(coding: ir.ArrayValue) -> ir.ArrayValue:
+    """Return every LOINC code of a coding array, in order."""
+    return _loinc_codes(coding)
+
+
+def flatten_observations(raw: ir.Table) -> ir.Table:
+    """Return one row per Observation value and per component value (see the module docstring).
+
+    Columns: ``observation_id, patient_id, encounter_id, status, effective_time, issued_time,
+    loinc, loinc_codes, value, unit``. ``effective_time`` is ``effectiveDateTime``, else
+    ``effectiveInstant``, else the end (or start) of ``effectivePeriod``. Rows keep a null value
+    when the Observation has none (``dataAbsentReason``, or a panel's own row). ``loinc`` is the
+    first coding with system ``http://loinc.org``; ``loinc_codes`` all of them.
+    """
+    values = observation_values(raw)
+    return values.select(
+        "observation_id",
+        "patient_id",
+        "encounter_id",
+        "status",
+        "effective_time",
+        "issued_time",
+        loinc=loinc_code(values.coding),
+        loinc_codes=loinc_codes(values.coding),
+        value="value",
+        unit="unit",
     )
 
 
@@ -330,6 +374,11 @@ def _first_code(codes: ir.ArrayValue) -> ir.StringValue:
 
 
 # ----------------------------------------------------------------------------- read + flatten
+
+
+def observation_value_rows(con: BaseBackend, raw_dir: Path | str) -> ir.Table:
+    """Return :func:`observation_values` of the Observations in ``raw_dir``."""
+    return observation_values(read_resource(con, raw_dir, "Observation"))
 
 
 def observations(con: BaseBackend, raw_dir: Path | str) -> ir.Table:
