@@ -7,6 +7,7 @@ Timeline: admission at ``BASE`` (2024-03-01 08:00 UTC) = hour 0; the prediction 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,7 @@ def test_features_units_are_converted_to_the_feature_unit(extract: Extract) -> N
     assert row["hr_mean"] == 77.0
 
 
-def test_features_without_unit_refuse_observations_in_several_units(tmp_path) -> None:
+def test_features_without_unit_refuse_observations_in_several_units(tmp_path: Path) -> None:
     folder = write_raw(
         tmp_path / "raw",
         [
@@ -496,7 +497,7 @@ def test_label_condition_codes_match_code_or_system_and_code(extract: Extract) -
 
 def test_label_sirs_needs_two_criteria_within_six_hours(extract: Extract) -> None:
     temp, rr, wbc = "8310-5", "9279-1", "6690-2"
-    cases = {
+    cases: dict[str, list[tuple[str, float, float, str]]] = {
         "two-criteria": [(HR, 5, 95, "/min"), (temp, 7, 38.5, "Cel")],
         "too-far-apart": [(HR, 5, 95, "/min"), (temp, 11.5, 38.5, "Cel")],
         "boundary": [(HR, 5, 90, "/min"), (rr, 6, 21, "/min")],  # HR 90 is not > 90
@@ -504,7 +505,7 @@ def test_label_sirs_needs_two_criteria_within_six_hours(extract: Extract) -> Non
         "leukopenia": [(wbc, 6, 3.9, "10*3/uL"), (HR, 8, 91, "/min")],
         "already": [(HR, 2, 95, "/min"), (rr, 3, 22, "/min")],  # met before t
     }
-    resources = []
+    resources: list[dict[str, object]] = []
     for n, (eid, points) in enumerate(cases.items()):
         pid = f"p{n}"
         resources += _stay(pid, eid)
@@ -524,21 +525,21 @@ def test_label_sirs_needs_two_criteria_within_six_hours(extract: Extract) -> Non
 
 
 @pytest.mark.parametrize("name", ["encounter_id", "patient_id", "prediction_time"])
-def test_features_refuse_names_of_the_key_columns(tmp_path, name: str) -> None:
+def test_features_refuse_names_of_the_key_columns(tmp_path: Path, name: str) -> None:
     folder = write_raw(tmp_path / "raw", [patient("p1"), encounter("e1", "p1", 0)])
     spec = stage([obs_feature(name, [HR], "max", "6h")])
     with pytest.raises(InvalidInput, match=f"{name}.*reserved"):
         extract_features(folder, spec)
 
 
-def test_features_refuse_a_label_named_like_a_feature(tmp_path) -> None:
+def test_features_refuse_a_label_named_like_a_feature(tmp_path: Path) -> None:
     folder = write_raw(tmp_path / "raw", [patient("p1"), encounter("e1", "p1", 0)])
     spec = stage([obs_feature("sepsis", [HR], "max", "6h")], label=SEPSIS_LABEL)
     with pytest.raises(InvalidInput, match="same name as a feature"):
         extract_features(folder, spec)
 
 
-def test_features_refuse_a_missing_folder_and_tolerate_missing_types(tmp_path) -> None:
+def test_features_refuse_a_missing_folder_and_tolerate_missing_types(tmp_path: Path) -> None:
     from bedside.errors import NotFound
 
     with pytest.raises(NotFound, match="does not exist"):
@@ -553,7 +554,7 @@ def test_features_refuse_a_missing_folder_and_tolerate_missing_types(tmp_path) -
     assert math.isnan(frame.loc[0, "hr_last"])
 
 
-def test_features_report_unreadable_ndjson_without_echoing_it(tmp_path) -> None:
+def test_features_report_unreadable_ndjson_without_echoing_it(tmp_path: Path) -> None:
     folder = write_raw(tmp_path / "raw", [patient("p1"), encounter("e1", "p1", 0)])
     secret = "SECRET-NAME-8271"
     with (folder / "Encounter.ndjson").open("a") as handle:
@@ -564,7 +565,7 @@ def test_features_report_unreadable_ndjson_without_echoing_it(tmp_path) -> None:
     assert secret not in repr(caught.value.details)
 
 
-def test_build_feature_table_is_lazy_ibis_with_the_columns_in_order(tmp_path) -> None:
+def test_build_feature_table_is_lazy_ibis_with_the_columns_in_order(tmp_path: Path) -> None:
     folder = write_raw(tmp_path / "raw", [patient("p1"), encounter("e1", "p1", 0)])
     spec = stage([*_hr_features()[:2], {"kind": "demographic", "name": "sex"}], label=SEPSIS_LABEL)
     con = connect()

@@ -39,7 +39,7 @@ FULL_PIPELINE = EXAMPLES / "sepsis" / "pipeline.full.yaml"
 
 
 def _fhir(moment: pd.Timestamp) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def test_features_ignore_absurd_data_at_and_after_the_prediction_time(tmp_path: Path) -> None:
