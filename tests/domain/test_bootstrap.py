@@ -202,3 +202,20 @@ def test_threshold_outside_zero_one_is_refused() -> None:
     y, p, _, _ = _sample(6, n=20)
     with pytest.raises(InvalidInput, match="threshold"):
         GroupedMetrics(y, p, threshold=1.5, groupings=[Grouping.whole(len(y))])
+
+
+def test_without_calibration_the_calibration_metrics_are_nan() -> None:
+    y, p, pid, group = _sample(7)
+    engine = GroupedMetrics(
+        y,
+        p,
+        threshold=0.3,
+        groupings=[Grouping.whole(len(y)), Grouping("g", group, ("a", "b", "c"))],
+        patient_ids=pid,
+        calibration=False,
+    )
+    samples = engine.bootstrap(n_boot=10, seed=0)
+    points = engine.point_estimates()
+    assert np.isnan(samples["calibration_slope"]).all()
+    assert np.isnan(points["calibration_intercept"]).all()
+    assert np.isfinite(samples["auroc"]).all()

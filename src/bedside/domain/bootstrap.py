@@ -262,7 +262,7 @@ class _Cells:
     @property
     def n_rows(self) -> int:
         """Return the number of matrix rows this grouping uses."""
-        return self.n_neg_cells + self.n_cuts + self.n_groups * (self.n_bins + 1)
+        return self.n_neg_cells + self.n_cuts
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,15 +336,7 @@ def _build_cells(
         return np.searchsorted(point_slot, slots)
 
     n_neg_cells, n_cuts = len(neg_used), len(cut_key)
-    base = offset + n_neg_cells + n_cuts
-    rows = np.concatenate(
-        [
-            np.where(positive, offset + n_neg_cells + cut, offset + neg(row_slot)),  # counts
-            base + codes * n_bins + ece_bin_index(p, n_bins),  # Σ p per group and ECE bin
-            base + n_groups * n_bins + codes,  # Σ (p − y)² per group
-        ]
-    )
-    data = np.concatenate([np.ones(len(p)), p, (p - y) ** 2])
+    rows = np.where(positive, offset + n_neg_cells + cut, offset + neg(row_slot))
     cells = _Cells(
         offset=offset,
         harm=threshold / (1 - threshold) if threshold < 1 else math.nan,
@@ -364,7 +356,7 @@ def _build_cells(
         pos_bin_start=pos(bin_start),
         pos_bin_end=pos(bin_end),
     )
-    return cells, (rows, np.tile(patient, 3), data)
+    return cells, (rows, patient, np.ones(len(p)))
 
 
 def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
@@ -379,9 +371,14 @@ def _cumulative(block: FloatArray) -> FloatArray:
     return out
 
 
-def _read_cells(cells: _Cells, sums: FloatArray) -> dict[str, FloatArray]:
-    """Turn one grouping's cell totals (rows × resamples) into metrics (groups × resamples)."""
-    o, r = cells.offset, sums.shape[1]
+def _read_cells(
+    cells: _Cells, sums: FloatArray, p_sum: FloatArray, squared: FloatArray
+) -> dict[str, FloatArray]:
+    """Turn one grouping's cell totals (rows × resamples) into metrics (groups × resamples).
+
+    ``p_sum`` (groups, ECE bins, resamples) holds Σ w·p per bin, ``squared`` Σ w·(p − y)².
+    """
+    o = cells.offset
     pos_at = sums[o + cells.n_neg_cells : o + cells.n_neg_cells + cells.n_cuts]
     neg = _cumulative(sums[o : o + cells.n_neg_cells])
     pos = _cumulative(pos_at)
@@ -407,10 +404,6 @@ def _read_cells(cells: _Cells, sums: FloatArray) -> dict[str, FloatArray]:
     ap_sum = np.add.reduceat(pos_at * precision, gs, axis=0)
 
     events = pos[cells.pos_bin_end] - pos[cells.pos_bin_start]
-    base = o + cells.n_neg_cells + cells.n_cuts
-    g, b = cells.n_groups, cells.n_bins
-    p_sum = sums[base : base + g * b].reshape(g, b, r)
-    squared = sums[base + g * b : base + g * b + g]
     return {
         "sensitivity": _divide(tp, n_pos),
         "specificity": _divide(tn, n_neg),
@@ -433,81 +426,122 @@ def _read_cells(cells: _Cells, sums: FloatArray) -> dict[str, FloatArray]:
 
 
 @dataclass(frozen=True, slots=True)
-class _CalibrationCells:
-    """One grouping's logit bins: Taylor moments per (group, bin) and the point fits."""
+class _Shared:
+    """Linear statistics kept once, on the common refinement of all groupings (the *cross*).
 
-    offset: int  # first matrix row of this grouping's calibration statistics
-    first_group: int  # position of the grouping's first group in the stacked output
-    n_groups: int
-    n_bins: int  # non-empty (group, logit bin) pairs, sorted by group then bin
-    center: FloatArray  # logit at the middle of each bin
-    bin_group: IntArray
-    group_bin_start: IntArray
-    joint: FloatArray  # (groups, 2): point estimates of intercept and slope
-    citl: FloatArray  # (groups,): point estimate of the calibration-in-the-large intercept
+    Every grouping's groups are unions of cross groups, so its Σ p per ECE bin, Σ (p − y)² and
+    calibration moments are sums of the cross's: one sparse product serves every grouping.
+    """
+
+    offset: int
+    n_cross: int
+    n_bins: int  # ECE bins
+    cal_offset: int  # first row of the calibration statistics (moments, then observed sums)
+    n_cal_bins: int  # non-empty (cross group, logit bin) pairs; 0 without calibration
+    cal_keys: IntArray  # cross group · span + logit-bin index, per calibration bin
+    span: int
+    k_min: int
 
     @property
     def n_rows(self) -> int:
         """Return the number of matrix rows these statistics use."""
-        return (_TAYLOR_ORDER + 1) * self.n_bins + 2 * self.n_groups
+        calibration = (_TAYLOR_ORDER + 1) * self.n_cal_bins + (
+            2 * self.n_cross if self.n_cal_bins else 0
+        )
+        return self.n_cross * (self.n_bins + 1) + calibration
 
 
-def _build_calibration_cells(
-    grouping: Grouping,
+def _build_shared(
+    cross: IntArray,
+    n_cross: int,
     y: npt.NDArray[np.int8],
     p: FloatArray,
     patient: IntArray,
-    fits: tuple[FloatArray, FloatArray],
     *,
+    n_bins: int,
+    calibration: bool,
     offset: int,
-    first_group: int,
-) -> tuple[_CalibrationCells, tuple[IntArray, IntArray, FloatArray]]:
-    """Return the logit-bin layout of one grouping and its sparse entries (row, patient, value).
+) -> tuple[_Shared, tuple[IntArray, IntArray, FloatArray]]:
+    """Return the shared statistics' layout and sparse entries (row, patient, value).
 
-    Each row lands in bin ⌊logit(p)/h⌋ of its group; the entries are the powers dᵠ (q = 0…3) of
-    its distance d to the bin's centre, and for positive rows 1 and logit(p) (the observed sums).
+    Per cross group: Σ p per ECE bin and Σ (p − y)². With ``calibration``, each row also lands
+    in logit bin ⌊logit(p)/h⌋ of its cross group, contributing the powers dᵠ (q = 0…3) of its
+    distance d to the bin's centre; positive rows add 1 and logit(p) (the observed sums).
     """
-    codes, n_groups = grouping.codes, grouping.n_groups
-    x = logit(p)
-    h = CALIBRATION_BIN_WIDTH
-    k = np.floor(x / h).astype(np.int64)
-    k_min = int(k.min()) if len(k) else 0
-    span = (int(k.max()) - k_min + 1) if len(k) else 1
-    flat = codes * span + (k - k_min)
-    if n_groups * span <= 1 << 24:  # counting beats sorting
-        present = np.bincount(flat, minlength=n_groups * span) > 0
-        keys = np.flatnonzero(present)
-        which = (np.cumsum(present) - 1)[flat]
-    else:
-        keys, which = np.unique(flat, return_inverse=True)
-    bin_group = keys // span
-    center = np.asarray(((keys % span) + k_min + 0.5) * h, dtype=np.float64)
-    d = x - center[which]
-    order = _TAYLOR_ORDER + 1
-    positive = y == 1
-    n_bins = len(keys)
-    rows = np.concatenate(
-        [offset + which * order + q for q in range(order)]
-        + [offset + order * n_bins + 2 * codes[positive] + q for q in range(2)]
-    )
-    data = np.concatenate(
-        [d**q for q in range(order)] + [np.ones(int(positive.sum())), x[positive]]
-    )
-    cols = np.concatenate([np.tile(patient, order), np.tile(patient[positive], 2)])
-
-    joint, citl = fits
-    cells = _CalibrationCells(
+    rows = [offset + cross * n_bins + ece_bin_index(p, n_bins), offset + n_cross * n_bins + cross]
+    data = [p, (p - y) ** 2]
+    cols = [patient, patient]
+    cal_offset = offset + n_cross * (n_bins + 1)
+    keys, span, k_min = np.zeros(0, dtype=np.int64), 1, 0
+    if calibration and len(p):
+        x = logit(p)
+        k = np.floor(x / CALIBRATION_BIN_WIDTH).astype(np.int64)
+        k_min = int(k.min())
+        span = int(k.max()) - k_min + 1
+        flat = cross * span + (k - k_min)
+        if n_cross * span <= 1 << 24:  # counting beats sorting
+            present = np.bincount(flat, minlength=n_cross * span) > 0
+            keys = np.flatnonzero(present)
+            which = (np.cumsum(present) - 1)[flat]
+        else:
+            keys, which = np.unique(flat, return_inverse=True)
+        d = x - ((keys % span)[which] + k_min + 0.5) * CALIBRATION_BIN_WIDTH
+        order = _TAYLOR_ORDER + 1
+        positive = y == 1
+        observed = cal_offset + order * len(keys) + 2 * cross[positive]
+        rows += [cal_offset + which * order + q for q in range(order)] + [observed, observed + 1]
+        data += [d**q for q in range(order)] + [np.ones(int(positive.sum())), x[positive]]
+        cols += [patient] * order + [patient[positive]] * 2
+    shared = _Shared(
         offset=offset,
-        first_group=first_group,
-        n_groups=n_groups,
+        n_cross=n_cross,
         n_bins=n_bins,
-        center=center,
-        bin_group=bin_group,
+        cal_offset=cal_offset,
+        n_cal_bins=len(keys),
+        cal_keys=keys,
+        span=span,
+        k_min=k_min,
+    )
+    return shared, (np.concatenate(rows), np.concatenate(cols), np.concatenate(data))
+
+
+@dataclass(frozen=True, slots=True)
+class _CalibrationCells:
+    """One grouping's logit bins: where its groups' Taylor moments come from, and point fits."""
+
+    n_groups: int
+    n_bins: int  # non-empty (group, logit bin) pairs, sorted by group then bin
+    center: FloatArray  # logit at the middle of each bin
+    group_bin_start: IntArray
+    from_cross: sparse.csr_matrix  # (bins, cross bins): sums the cross's moments into these bins
+    joint: FloatArray  # (groups, 2): point estimates of intercept and slope
+    citl: FloatArray  # (groups,): point estimate of the calibration-in-the-large intercept
+
+
+def _calibration_cells(
+    shared: _Shared, group_of_cross: IntArray, n_groups: int, fits: tuple[FloatArray, FloatArray]
+) -> _CalibrationCells:
+    """Return one grouping's logit bins, as unions of the cross's bins."""
+    cross_of_bin, bin_index = np.divmod(shared.cal_keys, shared.span)
+    keys, which = np.unique(
+        group_of_cross[cross_of_bin] * shared.span + bin_index, return_inverse=True
+    )
+    bin_group = keys // shared.span
+    from_cross = sparse.csr_matrix(
+        (np.ones(len(which)), (which, np.arange(len(which)))), shape=(len(keys), len(which))
+    )
+    joint, citl = fits
+    return _CalibrationCells(
+        n_groups=n_groups,
+        n_bins=len(keys),
+        center=np.asarray(
+            ((keys % shared.span) + shared.k_min + 0.5) * CALIBRATION_BIN_WIDTH, dtype=np.float64
+        ),
         group_bin_start=np.searchsorted(bin_group, np.arange(n_groups)),
+        from_cross=from_cross,
         joint=joint,
         citl=citl,
     )
-    return cells, (rows, cols, data)
 
 
 def _point_fits(
@@ -570,23 +604,19 @@ def _taylor_sums(
 
 
 def _binned_fit(
-    cells: _CalibrationCells, sums: FloatArray
+    cells: _CalibrationCells, moments: FloatArray, observed: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Refit the recalibration of every group in every resample from the binned statistics.
 
-    Newton's method from the point estimate, each step clipped to at most 1 per coefficient,
-    until the step is below 1e-10; a fit that has not converged after 50 steps (separation in
-    the resample, a group left empty) is NaN. Only groups with an open fit are recomputed, so
-    a tiny group that never converges costs little. Returns (joint intercept, slope, CITL
-    intercept), each of shape (groups, resamples).
+    ``moments`` (q, bins, resamples) holds Σ w dᵠ / q! per logit bin, ``observed`` (groups, 2,
+    resamples) Σ w·y and Σ w·y·logit(p). Newton's method from the point estimate, each step
+    clipped to at most 1 per coefficient, until the step is below 1e-10; a fit that has not
+    converged after 50 steps (separation in the resample, a group left empty) is NaN. Only
+    groups with an open fit are recomputed, so a tiny group that never converges costs little.
+    Returns (joint intercept, slope, CITL intercept), each of shape (groups, resamples).
     """
-    order = _TAYLOR_ORDER + 1
-    n_bins, n_groups, n_res = cells.n_bins, cells.n_groups, sums.shape[1]
-    block = sums[cells.offset : cells.offset + order * n_bins].reshape(n_bins, order, n_res)
-    moments = np.stack([block[:, q] / math.factorial(q) for q in range(order)])
-    start = cells.offset + order * n_bins
-    observed = sums[start : start + 2 * n_groups].reshape(n_groups, 2, n_res)
-    bin_end = np.r_[cells.group_bin_start[1:], n_bins]
+    n_res = moments.shape[2]
+    bin_end = np.r_[cells.group_bin_start[1:], cells.n_bins]
     a = np.repeat(cells.joint[:, :1], n_res, axis=1)
     b = np.repeat(cells.joint[:, 1:], n_res, axis=1)
     c = np.repeat(cells.citl[:, None], n_res, axis=1)
@@ -687,10 +717,12 @@ class GroupedMetrics:
         self.y, self.p, self.threshold = y, p, float(threshold)
         self.groupings = tuple(groupings)
         self.patient, self.n_patients = patient_codes(patient_ids, len(y))
-        self.labels: list[tuple[str, str]] = []
-        self._cells: list[_Cells] = []
-        entries: list[tuple[IntArray, IntArray, FloatArray]] = []
+        self.labels = [(g.name, label) for g in self.groupings for label in g.labels]
+        self.calibration = calibration
+        self._n_bins = n_bins
         ranks = _Ranks.of(p, self.threshold, n_bins)
+        entries = []
+        self._cells: list[_Cells] = []
         offset = 0
         for grouping in self.groupings:
             cells, entry = _build_cells(
@@ -706,45 +738,43 @@ class GroupedMetrics:
             self._cells.append(cells)
             entries.append(entry)
             offset += cells.n_rows
-            self.labels.extend((grouping.name, label) for label in grouping.labels)
-        self._entries = [np.concatenate(part) for part in zip(*entries, strict=True)]
-        self._n_statistics = offset
-        # exact point fits now; their binned statistics only when a bootstrap needs them
+        # the common refinement of all groupings, and each grouping's groups as its unions
+        key, size = np.zeros(len(y), dtype=np.int64), 1
+        for grouping in self.groupings:
+            if size * grouping.n_groups >= 1 << 62:  # renumber before the key could overflow
+                key = np.unique(key, return_inverse=True)[1]
+                size = int(key.max()) + 1
+            key, size = key * grouping.n_groups + grouping.codes, size * grouping.n_groups
+        _, first_rows, cross = np.unique(key, return_index=True, return_inverse=True)
+        n_cross = len(first_rows)
+        self._of_cross = [grouping.codes[first_rows] for grouping in self.groupings]
+        self._to_groups = []
+        for grouping, of_cross in zip(self.groupings, self._of_cross, strict=True):
+            self._to_groups.append(
+                sparse.csr_matrix(
+                    (np.ones(n_cross), (of_cross, np.arange(n_cross))),
+                    shape=(grouping.n_groups, n_cross),
+                )
+            )
+        self._shared, entry = _build_shared(
+            cross, n_cross, y, p, self.patient, n_bins=n_bins, calibration=False, offset=offset
+        )
+        entries.append(entry)
+        self._point_entries = [np.concatenate(part) for part in zip(*entries, strict=True)]
+        self._point_rows = offset + self._shared.n_rows
+        self._cross = cross
+        self._n_cross = n_cross
+        self._score_rows = offset
+        # exact point fits now; the binned statistics only when a bootstrap needs them
         self._fits = [_point_fits(g, y, p) for g in self.groupings] if calibration else []
-        self._calibration: list[_CalibrationCells] = []
-        self._matrix: sparse.csr_matrix | None = None
+        self._resampling: tuple[sparse.csr_matrix, _Shared, list[_CalibrationCells]] | None = None
         logger.debug(
-            "grouped metrics: %d rows, %d patients, %d groups, %d statistics",
+            "grouped metrics: %d rows, %d patients, %d groups, %d cross groups",
             len(y),
             self.n_patients,
             len(self.labels),
-            offset,
+            n_cross,
         )
-
-    def _prepare_resampling(self) -> sparse.csr_matrix:
-        if self._matrix is None:
-            rows, cols, data = self._entries
-            extra = [(rows, cols, data)]
-            first_group = 0
-            for grouping, fits in zip(self.groupings, self._fits, strict=False):
-                cal, entry = _build_calibration_cells(
-                    grouping,
-                    self.y,
-                    self.p,
-                    self.patient,
-                    fits,
-                    offset=self._n_statistics,
-                    first_group=first_group,
-                )
-                self._calibration.append(cal)
-                extra.append(entry)
-                self._n_statistics += cal.n_rows
-                first_group += grouping.n_groups
-            rows, cols, data = (np.concatenate(part) for part in zip(*extra, strict=True))
-            self._matrix = sparse.csr_matrix(
-                (data, (rows, cols)), shape=(self._n_statistics, self.n_patients)
-            )
-        return self._matrix
 
     @property
     def n_groups(self) -> int:
@@ -754,27 +784,90 @@ class GroupedMetrics:
     def patients_per_group(self) -> IntArray:
         """Return the number of distinct patients in each group."""
         counts = []
+        n_p = max(self.n_patients, 1)
         for grouping in self.groupings:
-            keys = np.unique(grouping.codes * self.n_patients + self.patient)
-            counts.append(np.bincount(keys // max(self.n_patients, 1), minlength=grouping.n_groups))
+            keys = grouping.codes * n_p + self.patient
+            if grouping.n_groups * n_p <= 1 << 26:  # counting beats sorting
+                seen = np.bincount(keys, minlength=grouping.n_groups * n_p) > 0
+                counts.append(seen.reshape(grouping.n_groups, n_p).sum(axis=1))
+            else:
+                pairs = np.unique(keys)
+                counts.append(np.bincount(pairs // n_p, minlength=grouping.n_groups))
         return np.concatenate(counts).astype(np.int64)
+
+    def _prepare_resampling(self) -> tuple[sparse.csr_matrix, _Shared, list[_CalibrationCells]]:
+        if self._resampling is None:
+            rows, cols, data = self._point_entries
+            keep = rows < self._score_rows  # the score cells; shared statistics are rebuilt
+            shared, entry = _build_shared(
+                self._cross,
+                self._n_cross,
+                self.y,
+                self.p,
+                self.patient,
+                n_bins=self._n_bins,
+                calibration=self.calibration,
+                offset=self._score_rows,
+            )
+            rows, cols, data = (
+                np.concatenate([part[keep], extra])
+                for part, extra in zip((rows, cols, data), entry, strict=True)
+            )
+            matrix = sparse.csr_matrix(
+                (data, (rows, cols)), shape=(self._score_rows + shared.n_rows, self.n_patients)
+            )
+            cal = [
+                _calibration_cells(shared, of_cross, grouping.n_groups, fits)
+                for grouping, of_cross, fits in zip(
+                    self.groupings, self._of_cross, self._fits, strict=False
+                )
+            ]
+            self._resampling = (matrix, shared, cal)
+        return self._resampling
 
     def _metrics(self, weights: FloatArray | None) -> dict[str, FloatArray]:
         if weights is None:  # the sample itself: every patient once
-            rows, _, data = self._entries
+            rows, _, data = self._point_entries
             sums = np.asarray(
-                np.bincount(rows, weights=data, minlength=self._n_statistics), dtype=np.float64
+                np.bincount(rows, weights=data, minlength=self._point_rows), dtype=np.float64
             )[:, None]
+            shared = self._shared
+            cal: list[_CalibrationCells] = []
         else:
-            sums = np.asarray(self._prepare_resampling() @ weights)
-        parts = [_read_cells(cells, sums) for cells in self._cells]
+            matrix, shared, cal = self._prepare_resampling()
+            sums = np.asarray(matrix @ weights)
+        n_res = sums.shape[1]
+        lin = shared.offset
+        n_x, n_bins = shared.n_cross, shared.n_bins
+        p_sum_x = sums[lin : lin + n_x * n_bins].reshape(n_x, n_bins * n_res)
+        squared_x = sums[lin + n_x * n_bins : lin + n_x * (n_bins + 1)]
+        parts = []
+        for cells, to in zip(self._cells, self._to_groups, strict=True):
+            p_sum = np.asarray(to @ p_sum_x).reshape(cells.n_groups, n_bins, n_res)
+            parts.append(_read_cells(cells, sums, p_sum, np.asarray(to @ squared_x)))
         out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         for name in CALIBRATION_METRICS:
-            out[name] = np.full((self.n_groups, sums.shape[1]), math.nan)
+            out[name] = np.full((self.n_groups, n_res), math.nan)
         if weights is None:  # the exact fits on the rows themselves
             fitted = [(joint[:, :1], joint[:, 1:], citl[:, None]) for joint, citl in self._fits]
+        elif not self.calibration:
+            fitted = []
         else:
-            fitted = [_binned_fit(cal, sums) for cal in self._calibration]
+            order = _TAYLOR_ORDER + 1
+            co = shared.cal_offset
+            block = sums[co : co + order * shared.n_cal_bins].reshape(
+                shared.n_cal_bins, order * n_res
+            )
+            observed = sums[
+                co + order * shared.n_cal_bins : co + order * shared.n_cal_bins + 2 * n_x
+            ]
+            observed = observed.reshape(n_x, 2 * n_res)
+            fitted = []
+            for bins, to in zip(cal, self._to_groups, strict=True):
+                moments = np.asarray(bins.from_cross @ block).reshape(bins.n_bins, order, n_res)
+                moments = np.stack([moments[:, q] / math.factorial(q) for q in range(order)])
+                group_observed = np.asarray(to @ observed).reshape(bins.n_groups, 2, n_res)
+                fitted.append(_binned_fit(bins, moments, group_observed))
         first = 0
         for grouping, (a, b, c) in zip(self.groupings, fitted, strict=False):
             groups = slice(first, first + grouping.n_groups)
