@@ -221,16 +221,10 @@ def requirements_from_lock(lock_file: Path | None, roots: Iterable[str]) -> Requ
     if lock_file is None:
         return Requirements(tuple(_pins(_installed_closure(start))), "installed")
     try:
-        lock = tomllib.loads(lock_file.read_text(encoding="utf-8"))
+        stat = lock_file.stat()
+        graph, versions = _lock_graph(lock_file.resolve(), stat.st_mtime_ns, stat.st_size)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"Cannot read the lock file {lock_file}: {exc}.") from exc
-    graph: dict[str, set[str]] = {}
-    versions: dict[str, set[str]] = {}
-    for package in lock.get("package", []):
-        name = normalise_distribution(str(package.get("name", "")))
-        versions.setdefault(name, set()).add(str(package.get("version", "")))
-        deps = graph.setdefault(name, set())
-        deps.update(normalise_distribution(str(d["name"])) for d in package.get("dependencies", []))
     seen: dict[str, str] = {}
     todo = list(start)
     while todo:
@@ -248,6 +242,25 @@ def requirements_from_lock(lock_file: Path | None, roots: Iterable[str]) -> Requ
     if drifted:
         logger.warning("%d installed package(s) differ from the lock file", len(drifted))
     return Requirements(tuple(_pins(seen)), "uv.lock", drifted)
+
+
+@lru_cache(maxsize=4)
+def _lock_graph(
+    path: Path, mtime_ns: int, size: int
+) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Parse a lock file into (dependencies, versions) by name; cached per file version."""
+    lock = tomllib.loads(path.read_text(encoding="utf-8"))
+    graph: dict[str, set[str]] = {}
+    versions: dict[str, set[str]] = {}
+    for package in lock.get("package", []):
+        name = normalise_distribution(str(package.get("name", "")))
+        versions.setdefault(name, set()).add(str(package.get("version", "")))
+        deps = graph.setdefault(name, set())
+        deps.update(normalise_distribution(str(d["name"])) for d in package.get("dependencies", []))
+    return (
+        {k: frozenset(v) for k, v in graph.items()},
+        {k: frozenset(v) for k, v in versions.items()},
+    )
 
 
 def _installed_closure(start: list[str]) -> dict[str, str]:
