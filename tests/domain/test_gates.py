@@ -19,6 +19,7 @@ from bedside.domain.gates import (
     judge_fairness,
     judge_statistical,
     judge_validation,
+    operating_threshold,
 )
 from bedside.domain.spec_gates import FairnessGate, StatisticalGate, ValidationStage
 from bedside.errors import InvalidInput
@@ -246,3 +247,16 @@ def test_judge_validation_judges_every_gate_in_file_order(
     assert [o.verdict for o in by_name] == [o.verdict for o in outcomes]
     with pytest.raises(InvalidInput, match="fairness_2 gate needs a fairness assessment"):
         judge_validation(stage, evaluation=evaluation, fairness={"fairness_1": result})
+
+
+def test_operating_threshold_follows_the_gate(cohort: dict[str, Any]) -> None:
+    y, p = cohort["y"], cohort["p"]
+    assert operating_threshold(_gate(min_auc_roc=0.7, threshold=0.42), y, p) == 0.42
+    chosen = operating_threshold(_gate(min_sensitivity=0.9), y, p)
+    counts = evaluate(y, p, threshold=chosen, seed=0, n_boot=0).metrics["sensitivity"]
+    assert counts.value >= 0.9
+    above = np.sort(p[y == 1])
+    above = above[above > chosen]
+    assert evaluate(y, p, threshold=above[0], seed=0, n_boot=0).metrics["sensitivity"].value < 0.9
+    assert operating_threshold(_gate(min_auc_roc=0.7), y, p) == 0.5
+    assert operating_threshold(None, y, p) == 0.5

@@ -35,6 +35,7 @@ __all__ = [
     "check_threshold",
     "evaluate",
     "json_number",
+    "threshold_for_sensitivity",
     "threshold_table",
 ]
 
@@ -183,6 +184,24 @@ def _counts_at(
     return tp, fp, tn, fn
 
 
+def threshold_for_sensitivity(y_true: Any, y_prob: Any, target: float) -> float:
+    """Return the largest threshold whose sensitivity reaches ``target`` (NaN without positives).
+
+    That is the k-th highest score among the positive rows, k = ⌈target · positives⌉.
+    """
+    y, p = m.as_labels(y_true), m.as_scores(y_prob, "y_prob")
+    m.check_same_length(y_true=y, y_prob=p)
+    if not 0 <= target <= 1:
+        raise InvalidInput(
+            "a target sensitivity lies between 0 and 1", details={"argument": "target"}
+        )
+    positives = np.sort(p[y == 1])[::-1]
+    if not len(positives):
+        return math.nan
+    needed = max(1, math.ceil(target * len(positives) - 1e-9))
+    return float(positives[needed - 1])
+
+
 def threshold_table(
     y_true: Any,
     y_prob: Any,
@@ -205,11 +224,10 @@ def threshold_table(
                 details={"argument": "grid/sensitivities"},
             )
     rows: list[tuple[float, str]] = [(float(t), "grid") for t in grid]
-    positives = np.sort(p[y == 1])[::-1]
     for target in sensitivities:
-        if len(positives):
-            needed = max(1, math.ceil(target * len(positives) - 1e-9))
-            rows.append((float(positives[needed - 1]), f"sensitivity >= {target:.2f}"))
+        found = threshold_for_sensitivity(y, p, target)
+        if not math.isnan(found):
+            rows.append((found, f"sensitivity >= {target:.2f}"))
     if operating_threshold is not None:
         rows.append((float(operating_threshold), "operating"))
     thresholds = np.array([t for t, _ in rows], dtype=np.float64)
@@ -484,6 +502,7 @@ def evaluate(
         groupings=[Grouping.whole(len(y))],
         patient_ids=patient_ids,
         n_bins=n_bins,
+        calibration=n_boot > 0,  # the point fits come from metrics; the engine refits resamples
     )
     samples = None
     if n_boot:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Final, Literal
 
-from bedside.domain.evaluation import EvaluationResult, json_number
+from bedside.domain.evaluation import EvaluationResult, json_number, threshold_for_sensitivity
 from bedside.domain.expressions import Expression
 from bedside.domain.fairness import INTERSECTION_SEPARATOR, FairnessResult
 from bedside.domain.spec_gates import FairnessGate, GateKind, StatisticalGate, ValidationStage
@@ -45,7 +45,11 @@ __all__ = [
     "judge_fairness",
     "judge_statistical",
     "judge_validation",
+    "operating_threshold",
 ]
+
+#: The operating threshold when the gate names neither a threshold nor a minimum sensitivity.
+DEFAULT_THRESHOLD: Final = 0.5
 
 Verdict = Literal["pass", "fail", "insufficient_evidence"]
 VERDICTS: Final = ("pass", "fail", "insufficient_evidence")
@@ -215,6 +219,21 @@ def judge_statistical(
             "n_events": evaluation.n_events,
         },
     )
+
+
+def operating_threshold(gate: StatisticalGate | None, y_true: Any, y_prob: Any) -> float:
+    """Return the operating threshold a statistical gate implies, from the validation split.
+
+    The gate's ``threshold`` when set; else the largest threshold whose sensitivity on these
+    rows reaches ``min_sensitivity``; else 0.5. Clinical reviewers confirm it at sign-off.
+    """
+    if gate is not None and gate.threshold is not None:
+        return float(gate.threshold)
+    if gate is not None and gate.min_sensitivity is not None:
+        found = threshold_for_sensitivity(y_true, y_prob, gate.min_sensitivity)
+        if not math.isnan(found):
+            return found
+    return DEFAULT_THRESHOLD
 
 
 # ---------------------------------------------------------------------------------- fairness
