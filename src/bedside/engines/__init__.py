@@ -2,6 +2,8 @@
 
 - :mod:`bedside.engines.backends` — connections and the engine-specific NDJSON read.
 - :mod:`bedside.engines.fhir_tables` — raw FHIR resources flattened into typed tables.
+- :mod:`bedside.engines.cohort`, :mod:`bedside.engines.measurements`,
+  :mod:`bedside.engines.labels` — the cohort, observation values (code sets, units), outcomes.
 - :mod:`bedside.engines.features` — cohort, prediction times, features and label as one table.
 """
 
