@@ -243,9 +243,11 @@ def scan_frames(
 ) -> Iterator[tuple[int, bytes] | FrameScan]:
     """Yield ``(index, plaintext)`` per good frame from ``offset``, then one :class:`FrameScan`.
 
-    A final frame that is incomplete, fails its CRC while ending exactly at the end of the data,
-    or is followed only by zero bytes is a torn write: it is reported in ``FrameScan.torn`` when
-    ``tail_may_tear`` (the stream's newest segment), else refused.
+    Zero bytes after the last frame are unwritten (preallocated) space. In the stream's newest
+    segment (``tail_may_tear``) a final frame that is incomplete, or fails its CRC with no intact
+    frame after it, is a torn write (a crash while writing; never acknowledged): it is reported
+    in ``FrameScan.torn``. A bad frame followed by an intact one is damage, not a crash, and is
+    refused; so is any bad frame in a closed segment.
 
     Raises:
         IntegrityError: a frame fails its CRC or its authentication where a crash cannot explain
@@ -268,7 +270,9 @@ def scan_frames(
                 frame_crc(view[position : position + 4], view[position + head_size : body_end])
                 != crc
             ):
-                if body_end == total or _all_zero(view[position:total]):
+                if _all_zero(view[position:total]) or (
+                    tail_may_tear and not _frame_follows(view, body_end)
+                ):
                     torn = True
                 else:
                     raise _bad(
@@ -308,6 +312,18 @@ def scan_frames(
             "truncated",
         )
     yield FrameScan(end=position, frames=index, torn=0)
+
+
+def _frame_follows(view: memoryview, position: int) -> bool:
+    """Return whether an intact frame (complete, CRC-valid) starts at ``position``."""
+    head_size = FRAME_HEAD.size
+    if len(view) - position < head_size:
+        return False
+    length, crc = FRAME_HEAD.unpack_from(view, position)
+    end = position + head_size + length
+    if length == 0 or end > len(view):
+        return False
+    return frame_crc(view[position : position + 4], view[position + head_size : end]) == crc
 
 
 def frame_crc(length: bytes | memoryview, ciphertext: bytes | memoryview) -> int:
