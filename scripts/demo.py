@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "demo-project"
-PIPELINE = REPO / "examples" / "sepsis" / "pipeline.full.yaml"
+PIPELINE = REPO / "examples" / "sepsis" / "pipeline.demo.yaml"
 DEMO_PASSWORD = "demo-only-password-42"  # synthetic demo users; never use in a real project
 
 TEAM = [
@@ -104,6 +104,18 @@ def main() -> None:
         "--password-stdin",
         password=True,
     )
+    # Training and validation: an MLflow run with lineage, evaluation with CIs, every gate judged.
+    bedside("train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin",
+            password=True)
+    ref = "sepsis-prediction@1"
+    bedside("validate", ref, "--user", "eli", "--password-stdin", password=True)
+    bedside("review", ref)
+    # Clinical review: two e-signatures (CMIO and clinical informaticist), password re-entered.
+    bedside("sign", ref, "--meaning", "approved", "--user", "carol", "--comment",
+            "Reviewed the evidence and the threshold table", "--password-stdin", password=True)
+    bedside("sign", ref, "--meaning", "approved", "--user", "ivan", "--password-stdin",
+            password=True)
+    bedside("status")
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")
     bedside(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -185,8 +185,154 @@ def prepare(
     out.print(f"  ingest:       {result.ingest_report}")
 
 
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        envvar="BEDSIDE_USER",
+        show_default=False,
+        help="Who you are (your bedside user name).",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read your password from standard input.")
+]
+
+
+def train(
+    pipeline: Annotated[Path, typer.Argument(help="The (registered) pipeline file.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="A dataset snapshot digest (or its first characters). Default: the newest one "
+            "prepared for this pipeline."
+        ),
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Train the pipeline's model on a prepared snapshot, evaluate it with patient-level
+    bootstrap CIs, judge every gate, track it in MLflow, and register it as a candidate.
+    """
+    from bedside.cli import _session, state
+    from bedside.stores.tracking import Tracker
+
+    platform, actor = _session(user, password_stdin)
+    settings = state.load_settings()
+    repo = Path(__file__).resolve().parents[2]
+    lock = repo / "uv.lock"
+    with Console(stderr=True).status("training") as status:
+        version = platform.train_version(
+            actor,
+            pipeline,
+            tracker=Tracker.from_settings(settings),
+            dataset_digest=dataset,
+            repo=repo,
+            lock_file=lock if lock.exists() else None,
+            n_boot=n_boot,
+            progress=lambda step: status.update(step),
+        )
+    out.print(f"Registered {version.ref} (candidate); MLflow run {version.run_id}")
+    _print_gates(version)
+    out.print(f"Next: bedside validate {version.ref}")
+
+
+def _print_gates(version: Any) -> None:
+    for gate in version.gate_results:
+        mark = "pass" if gate.passed else "FAIL"
+        out.print(f"  [{mark}] {gate.details.get('summary', gate.gate)}", markup=False)
+
+
+def validate(
+    ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Make a candidate 'validated' when every gate passed, else 'rejected' (recorded)."""
+    from bedside.cli import _session
+
+    platform, actor = _session(user, password_stdin)
+    version = platform.validate_version(actor, ref)
+    _print_gates(version)
+    out.print(f"{version.ref} is {version.state.value}")
+
+
+def gate_check(
+    ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
+) -> None:
+    """Exit non-zero when any gate of the version did not pass (for CI jobs that must block)."""
+    from bedside.cli import state
+
+    version = state.platform().get_version(ref)
+    _print_gates(version)
+    if not version.gate_results:
+        typer.echo(f"Error: {ref} has no gate results yet (train it first).", err=True)
+        raise typer.Exit(1)
+    if not all(g.passed for g in version.gate_results):
+        raise typer.Exit(1)
+
+
+def review(
+    ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
+) -> None:
+    """Show a version's evidence for clinical review: metrics with CIs, gates, thresholds."""
+    from rich.table import Table
+
+    from bedside.cli import state
+
+    platform = state.platform()
+    version = platform.get_version(ref)
+    evidence = version.evidence
+    out.print(
+        f"[bold]{version.ref}[/bold] — {version.state.value}; trained by "
+        f"{version.created_by}; dataset {str(evidence.get('dataset_digest', '?'))[:12]}; "
+        f"threshold {evidence.get('threshold', '?')}"
+    )
+    evaluation = evidence.get("evaluation", {}).get("test")
+    if evaluation:
+        table = Table(title="Test split (patient-level bootstrap CIs)")
+        for col in ("metric", "value", "CI"):
+            table.add_column(col)
+        for name, m in evaluation["metrics"].items():
+            if m.get("value") is None:
+                continue
+            ci = (
+                f"{m['ci_lower']:.3f}–{m['ci_upper']:.3f}" if m.get("ci_lower") is not None else "-"
+            )
+            table.add_row(name, f"{m['value']:.3f}", ci)
+        out.print(table)
+        rows = evaluation.get("threshold_table", [])
+        if rows:
+            t = Table(title="Candidate thresholds (the operating threshold is a clinical decision)")
+            keys = [
+                k
+                for k in ("threshold", "sensitivity", "specificity", "ppv", "alerts_per_100")
+                if k in rows[0]
+            ]
+            for k in keys:
+                t.add_column(k)
+            for row in rows[:12]:
+                t.add_row(*[f"{row[k]:.3f}" if isinstance(row[k], float) else "-" for k in keys])
+            out.print(t)
+    _print_gates(version)
+    for sig, problem in platform.verify_signatures(ref):
+        state_text = "verifies" if problem is None else f"DOES NOT VERIFY: {problem}"
+        out.print(
+            f"  signature: {sig.printed_name} ({sig.role}) {sig.meaning.value} "
+            f"{sig.signed_at.isoformat()} — {state_text}"
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``bedside`` app."""
     app.command("demo-data")(demo_data)
     app.command("ingest")(ingest)
     app.command("prepare")(prepare)
+    app.command("train")(train)
+    app.command("validate")(validate)
+    app.command("review")(review)
+    gate_app = typer.Typer(help="Validation gates.", no_args_is_help=True)
+    gate_app.command("check")(gate_check)
+    app.add_typer(gate_app, name="gate")

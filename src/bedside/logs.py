@@ -37,3 +37,6 @@ def configure(level: str = "WARNING", *, json_lines: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    # MLflow logs set-up chatter (store migrations, pip resolution in a uv environment) at INFO
+    # and WARNING on every run; bedside reports what matters itself.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)

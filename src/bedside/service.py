@@ -843,6 +843,140 @@ class Platform:
                 )
         return result
 
+    # -- training and validation ----------------------------------------------------------------
+
+    def _latest_dataset(self, tx: Tx, pipeline_name: str) -> str:
+        events = tx.audit.list_events(action_prefix="dataset.prepared")
+        for event in reversed(events):
+            if (event.after or {}).get("pipeline") == pipeline_name:
+                return event.subject_id
+        raise NotFound(
+            f"No dataset has been prepared for pipeline {pipeline_name!r}. Run: "
+            "bedside prepare PIPELINE.yaml"
+        )
+
+    def train_version(
+        self,
+        actor: User,
+        pipeline_path: Path,
+        *,
+        tracker: Any,
+        dataset_digest: str | None = None,
+        repo: Path | None = None,
+        lock_file: Path | None = None,
+        n_boot: int = 1000,
+        progress: Callable[[str], None] = lambda _step: None,
+    ) -> ModelVersion:
+        """Train the pipeline's model on a prepared snapshot; register it as a candidate.
+
+        The MLflow run carries the lineage tags and the dataset input; the model is registered
+        in MLflow and mirrored here as a ``candidate``; every gate's outcome is recorded (a
+        ledger event each). ``bedside validate`` then makes it ``validated`` or ``rejected``.
+        """
+        from bedside.pipeline_file import load_pipeline_file
+        from bedside.stores.snapshots import find_snapshot, read_snapshot
+        from bedside.train_stage import train_and_evaluate
+
+        loaded = load_pipeline_file(pipeline_path)
+        spec = loaded.spec
+        if self.artifacts_root is None:
+            raise InvalidInput("This platform has no artifacts folder; open it from settings.")
+        with self._authorised(actor, Permission.REGISTER_VERSION, "model", spec.model_name) as tx:
+            model = tx.registry.get_model(spec.model_name)
+            if model.pipeline_sha256 != loaded.content_sha256:
+                raise InvalidInput(
+                    f"{pipeline_path} differs from the pipeline file registered for "
+                    f"{spec.model_name}. Register it first: bedside pipeline register "
+                    f"{pipeline_path}"
+                )
+            digest = dataset_digest or self._latest_dataset(tx, spec.name)
+        folder = find_snapshot(self.artifacts_root, digest)
+        frame, manifest = read_snapshot(folder, self.keys)
+        progress(f"dataset {manifest.digest[:12]}: {manifest.rows:,} rows")
+        run_folder = self.artifacts_root / "models" / spec.model_name / "pending"
+        trained = train_and_evaluate(
+            spec,
+            frame,
+            dataset_digest=manifest.digest,
+            dataset_source=folder.resolve().as_uri(),
+            model_folder=run_folder,
+            key_ring=self.keys,
+            model_context=f"bedside-model:{spec.model_name}:pending",
+            tracker=tracker,
+            pipeline_path=pipeline_path,
+            repo=repo or pipeline_path.parent,
+            lock_file=lock_file,
+            user=actor.username,
+            n_boot=n_boot,
+            progress=progress,
+        )
+        mlflow_version = tracker.register_model(
+            trained.logged,
+            spec.model_name,
+            tags={
+                "bedside.dataset_digest": manifest.digest,
+                "bedside.pipeline_sha256": loaded.content_sha256,
+            },
+        )
+        version = self.register_version(
+            actor,
+            spec.model_name,
+            run_id=trained.run_id,
+            evidence={**trained.evidence, "mlflow_version": mlflow_version.version},
+        )
+        final = self.artifacts_root / "models" / spec.model_name / str(version.version)
+        if final.exists():
+            raise InvalidInput(f"{final} already exists; remove it or restore the registry.")
+        # Re-encrypt under the version's own context, so a model file moved to another
+        # version (or a pending one) fails to load.
+        from bedside.train_stage import EVIDENCE_FILE, load_model, save_model
+
+        estimator = load_model(
+            trained.model_path,
+            key_ring=self.keys,
+            context=f"bedside-model:{spec.model_name}:pending",
+        )
+        save_model(estimator, final, key_ring=self.keys, context=model_context(version))
+        (run_folder / EVIDENCE_FILE).replace(final / EVIDENCE_FILE)
+        trained.model_path.unlink()
+        for outcome in trained.gate_outcomes:
+            self.record_gate_result(
+                actor,
+                version.ref,
+                gate=outcome.gate,
+                passed=outcome.passed,
+                details={
+                    "verdict": outcome.verdict,
+                    "summary": outcome.summary,
+                    "checks": [c.to_dict() for c in outcome.checks],
+                },
+            )
+        return self.get_version(version.ref)
+
+    def validate_version(self, actor: User, ref: str) -> ModelVersion:
+        """Make a candidate ``validated`` when every gate passed, else ``rejected``."""
+        version = self.get_version(ref)
+        if version.gate_results and all(g.passed for g in version.gate_results):
+            return self.transition(
+                actor, ref, Action.VALIDATE, reason="every validation gate passed"
+            )
+        failed = [g.gate for g in version.gate_results if not g.passed]
+        if not failed:
+            return self.transition(actor, ref, Action.VALIDATE)  # raises: says what is missing
+        return self.transition(
+            actor, ref, Action.REJECT, reason="gate(s) not passed: " + ", ".join(failed)
+        )
+
+    def load_version_model(self, ref: str) -> Any:
+        """Load bedside's encrypted copy of a version's model (tamper is refused)."""
+        from bedside.train_stage import MODEL_FILE, load_model
+
+        version = self.get_version(ref)
+        if self.artifacts_root is None:
+            raise InvalidInput("This platform has no artifacts folder; open it from settings.")
+        path = self.artifacts_root / "models" / version.model_name / str(version.version)
+        return load_model(path / MODEL_FILE, key_ring=self.keys, context=model_context(version))
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _policy(self, tx: Tx, version: ModelVersion) -> LifecyclePolicy:
@@ -1260,6 +1394,11 @@ class Platform:
                 after={"events": count, "files": [jsonl_path.name, csv_path.name]},
             )
         return {"jsonl": jsonl_path, "csv": csv_path}
+
+
+def model_context(version: ModelVersion) -> str:
+    """Return the encryption context binding a model file to its version."""
+    return f"bedside-model:{version.model_name}:{version.version}"
 
 
 def _pick_role(
