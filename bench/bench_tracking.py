@@ -62,9 +62,9 @@ def main() -> None:
     model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(features, label)
 
     started = time.perf_counter()
-    from bedside.stores.tracking import Tracker, _mlflow
+    from bedside.stores.tracking import Tracker, _import_mlflow
 
-    mlflow = _mlflow()
+    mlflow = _import_mlflow()
     print(f"{'import mlflow (egress off)':<58} {time.perf_counter() - started:6.3f} s")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from datetime import date, datetime
 
 import numpy as np
@@ -331,14 +332,15 @@ def test_phi_guard_never_echoes_a_refused_value(
     core: str, prefix: str, suffix: str, key: str
 ) -> None:
     value = f"{prefix} {core} {suffix}"
-    for check in (
+    checks: list[Callable[[], None]] = [
         lambda: GUARD.check_pairs(Field.TAG, {key: value}),
         lambda: GUARD.check_pairs(Field.PARAM, {value: 1}),
         lambda: GUARD.check_name(Field.RUN_NAME, value),
         lambda: GUARD.check_tree(Field.DATASET_PROFILE, {"x": {key: [value]}}),
         lambda: GUARD.check_frame(Field.INPUT_EXAMPLE, pd.DataFrame({"c": ["ok", value]})),
         lambda: GUARD.check_pairs(Field.TAG, {"bedside.git.commit": value}),
-    ):
+    ]
+    for check in checks:
         with pytest.raises(InvalidInput) as caught:
             check()
         text = str(caught.value) + repr(caught.value.details)

@@ -358,6 +358,14 @@ def test_tracker_refuses_identifier_features_and_phi_input_examples(
     assert (Path(logged.artifact_uri.removeprefix("file://")) / "input_example.json").exists()
 
 
+def test_tracker_refuses_features_the_model_cannot_predict_on(
+    tracker: Tracker, experiment: str, hgb: Any, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    run_id = tracker.start_run(experiment, run_name="mismatch")
+    with pytest.raises(InvalidInput, match="cannot predict_proba on `features`"):
+        tracker.log_model(run_id, hgb, features=data[0][["age"]])
+
+
 def test_tracker_trust_list_comes_from_bedside_not_from_the_model_file(
     tracker: Tracker, experiment: str, data: tuple[pd.DataFrame, pd.Series]
 ) -> None:

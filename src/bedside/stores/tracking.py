@@ -59,6 +59,8 @@ from bedside.stores.lineage import Requirements, distributions_of_modules, requi
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from bedside.config import Settings
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -100,7 +102,7 @@ def disable_egress() -> None:
 disable_egress()  # at import, before any code path below can import mlflow
 
 
-def _mlflow() -> ModuleType:
+def _import_mlflow() -> ModuleType:
     """Import mlflow with egress off (lazily: importing it costs ~3 s)."""
     disable_egress()
     import mlflow
@@ -230,7 +232,7 @@ class Tracker:
     def _mlflow(self) -> ModuleType:
         # Imported on first use: importing mlflow costs seconds, which a command that never
         # tracks (or a tracker that is only configured) should not pay.
-        return _mlflow()
+        return _import_mlflow()
 
     @functools.cached_property
     def _client(self) -> MlflowClient:
@@ -241,13 +243,13 @@ class Tracker:
         return client
 
     @classmethod
-    def from_settings(cls, settings: Any, *, guard: PhiGuard | None = None) -> Tracker:
+    def from_settings(cls, settings: Settings, *, guard: PhiGuard | None = None) -> Tracker:
         """Build the tracker of a project: its tracking URI, artifacts under ``artifacts_url``.
 
         With a database URI, MLflow's artifacts go to ``<artifacts_url>/mlflow``; with a
         tracking server, the server decides.
         """
-        uri: str = settings.mlflow_tracking_uri
+        uri = settings.mlflow_tracking_uri
         server = urlparse(uri).scheme in _SERVER_SCHEMES
         location = None if server else f"{str(settings.artifacts_url).rstrip('/')}/mlflow"
         return cls(uri, artifact_location=location, guard=guard)
@@ -533,8 +535,15 @@ class Tracker:
         predict_fn = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         sample = features.head(100)
         sample = sample.astype({c: "float64" for c in sample.select_dtypes("integer").columns})
+        try:
+            output = getattr(model, predict_fn)(sample)
+        except Exception as exc:  # the estimator's own error may quote feature values
+            raise InvalidInput(
+                f"The model cannot {predict_fn} on `features` ({type(exc).__name__}). Pass a "
+                "sample of the feature table the model was fitted on."
+            ) from exc
         with _translated("infer the model signature"):
-            signature = mlflow.models.infer_signature(sample, getattr(model, predict_fn)(sample))
+            signature = mlflow.models.infer_signature(sample, output)
         with _translated("read the run"):
             experiment_id = self._client.get_run(run_id).info.experiment_id
         with _translated("create the logged model"):
