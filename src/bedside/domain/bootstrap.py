@@ -78,11 +78,6 @@ _NEWTON_TOLERANCE: Final = 1e-10
 #: Width of the logit bins within which calibration refits sum by a Taylor expansion.
 CALIBRATION_BIN_WIDTH: Final = 1 / 64
 _TAYLOR_ORDER: Final = 3
-# (k, m, order) of the sums Σ w xᵏ σ⁽ᵐ⁾(a + b x): the score equations to third order, the
-# Hessian to first (an approximate Hessian still converges to the same root, only its speed
-# depends on the Hessian's accuracy).
-_JOINT_TERMS: Final = ((0, 0, 3), (1, 0, 3), (0, 1, 1), (1, 1, 1), (2, 1, 1))
-_CITL_TERMS: Final = ((0, 0, 3), (0, 1, 1))
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -561,45 +556,48 @@ def _point_fits(
     return joint, citl
 
 
-def _expit_derivatives(eta: FloatArray) -> list[FloatArray]:
-    """Return σ, σ′, σ″, σ‴ of the logistic function at ``eta`` (all the Taylor terms use)."""
-    mu = special.expit(eta)
-    f1 = mu * (1 - mu)
-    return [mu, f1, f1 * (1 - 2 * mu), f1 * (1 - 6 * f1)]
-
-
-def _taylor_sums(
+def _joint_sums(
     center: FloatArray,
     moments: FloatArray,
     intercept: FloatArray,
     slope: FloatArray | None,
     starts: IntArray,
-    terms: Sequence[tuple[int, int, int]],
-) -> list[FloatArray]:
-    """Return Σᵢ wᵢ xᵢᵏ σ⁽ᵐ⁾(a + b xᵢ) per group and resample for each (k, m, order) term.
+) -> tuple[FloatArray, ...]:
+    """Return the sums Newton's method needs, per group and resample, from binned moments.
 
-    Within a bin, g(x) = xᵏ σ⁽ᵐ⁾(a + b x) is expanded around the centre c up to ``order``:
-    Σ w g(x) ≈ Σ_q g⁽ᵠ⁾(c) · Σ w dᵠ / q!, with g⁽ᵠ⁾ = Σⱼ C(q,j) k!/(k−j)! c^(k−j) b^(q−j)
-    σ⁽ᵐ⁺ᵠ⁻ʲ⁾. ``intercept``/``slope`` are given per bin (bins × resamples), ``moments`` is
-    (q, bins, resamples) holding Σ w dᵠ / q!, ``starts`` the first bin of each group; ``slope``
-    None means b = 1 (the calibration-in-the-large fit).
+    With η = a + b·x and σ the logistic function: the score sums S₀ = Σ w σ(η) and
+    S₁ = Σ w x σ(η), and the Hessian sums H_k = Σ w xᵏ σ′(η), k = 0, 1, 2. Within a bin each
+    summand g(x) is expanded around the centre c: Σ w g(x) ≈ Σ_q g⁽ᵠ⁾(c) · Σ w dᵠ / q!, to third
+    order for the score sums (their accuracy sets the root) and first order for the Hessian
+    (which only sets the speed of convergence). For g = xᵏσ(a + b x), g⁽ᵠ⁾ follows from
+    σ⁽ᵠ⁾ and Leibniz's rule. ``intercept``/``slope`` are per bin (bins × resamples),
+    ``moments`` is (q, bins, resamples) holding Σ w dᵠ / q!, ``starts`` each group's first bin;
+    ``slope`` None means b = 1 (the calibration-in-the-large fit: only S₀ and H₀ are returned).
     """
     c = center[:, None]
-    sigma = _expit_derivatives(intercept + (slope * c if slope is not None else c))
-    c_power = [np.ones_like(c), c, c * c]
-    highest = max(order for _, _, order in terms)
-    b_power: list[FloatArray | float] = [1.0]
-    for _ in range(highest):
-        b_power.append(b_power[-1] * slope if slope is not None else 1.0)
-    results = []
-    for k, m, order in terms:
-        total = sigma[m] * c_power[k] * moments[0]
-        for q in range(1, order + 1):
-            for j in range(min(q, k) + 1):
-                factor = math.comb(q, j) * math.perm(k, j)
-                total += (factor * c_power[k - j]) * b_power[q - j] * sigma[m + q - j] * moments[q]
-        results.append(np.add.reduceat(total, starts, axis=0))
-    return results
+    eta = intercept + (slope * c if slope is not None else c)
+    mu = special.expit(eta)
+    s1 = mu * (1 - mu)  # σ′
+    s2 = s1 * (1 - 2 * mu)  # σ″
+    s3 = s1 * (1 - 6 * s1)  # σ‴
+    d0, d1, d2, d3 = moments
+    if slope is None:
+        score0 = mu * d0 + s1 * d1 + s2 * d2 + s3 * d3
+        hessian0 = s1 * d0 + s2 * d1
+        return tuple(np.add.reduceat(v, starts, axis=0) for v in (score0, hessian0))
+    t1 = slope * s1  # t_q = b^q σ⁽ᵠ⁾
+    b2 = slope * slope
+    t2 = b2 * s2
+    t3 = b2 * slope * s3
+    score0 = mu * d0 + t1 * d1 + t2 * d2 + t3 * d3
+    score1 = c * score0 + mu * d1 + 2 * t1 * d2 + 3 * t2 * d3
+    e = s1 * d1
+    hessian0 = s1 * d0 + slope * s2 * d1
+    hessian1 = c * hessian0 + e
+    hessian2 = c * (hessian1 + e)
+    return tuple(
+        np.add.reduceat(v, starts, axis=0) for v in (score0, score1, hessian0, hessian1, hessian2)
+    )
 
 
 def _binned_fit(
@@ -636,13 +634,8 @@ def _binned_fit(
             groups = np.flatnonzero(joint_open.any(axis=1))
             if len(groups):
                 bins, local, first = subset(groups)
-                s00, s10, h00, h10, h20 = _taylor_sums(
-                    cells.center[bins],
-                    moments[:, bins],
-                    a[groups][local],
-                    b[groups][local],
-                    first,
-                    _JOINT_TERMS,
+                s00, s10, h00, h10, h20 = _joint_sums(
+                    cells.center[bins], moments[:, bins], a[groups][local], b[groups][local], first
                 )
                 g0 = observed[groups, 0] - s00
                 g1 = observed[groups, 1] - s10
@@ -658,13 +651,8 @@ def _binned_fit(
             groups = np.flatnonzero(citl_open.any(axis=1))
             if len(groups):
                 bins, local, first = subset(groups)
-                s0, h0 = _taylor_sums(
-                    cells.center[bins],
-                    moments[:, bins],
-                    c[groups][local],
-                    None,
-                    first,
-                    _CITL_TERMS,
+                s0, h0 = _joint_sums(
+                    cells.center[bins], moments[:, bins], c[groups][local], None, first
                 )
                 dc = np.clip((observed[groups, 0] - s0) / h0, -1, 1)
                 still = citl_open[groups]
