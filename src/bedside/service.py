@@ -914,8 +914,8 @@ class Platform:
             trained.logged,
             spec.model_name,
             tags={
-                "bedside.dataset_digest": manifest.digest,
-                "bedside.pipeline_sha256": loaded.content_sha256,
+                "bedside.dataset.digest": manifest.digest,
+                "bedside.pipeline.sha256": loaded.content_sha256,
             },
         )
         version = self.register_version(

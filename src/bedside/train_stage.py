@@ -182,6 +182,9 @@ def train_and_evaluate(
     gates_stage = spec.validation
     statistical = gates_stage.statistical
     level = statistical.confidence_level if statistical is not None else 0.95
+    if statistical is not None and statistical.compare == "confidence_bound":
+        # The gate says how many resamples its bounds need; never judge it on fewer.
+        n_boot = max(n_boot, statistical.bootstrap_samples)
     eval_split = statistical.split if statistical is not None else "test"
     y_val = parts["validation"][label].to_numpy()
     p_val = fitted.predict_proba(encode(parts["validation"], schema))
