@@ -110,6 +110,7 @@ def main() -> None:
     ref = "sepsis-prediction@1"
     bedside("validate", ref, "--user", "eli", "--password-stdin", password=True)
     bedside("review", ref)
+    bedside("reproduce", ref, "--user", "dana", "--password-stdin", password=True)
     # Clinical review: two e-signatures (CMIO and clinical informaticist), password re-entered.
     bedside("sign", ref, "--meaning", "approved", "--user", "carol", "--comment",
             "Reviewed the evidence and the threshold table", "--password-stdin", password=True)

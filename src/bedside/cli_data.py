@@ -325,6 +325,34 @@ def review(
         )
 
 
+def reproduce(
+    ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest acceptable difference between old and new probabilities.")
+    ] = 0.0,
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Retrain a version from its recorded lineage (dataset digest, estimator, parameters,
+    seed) and report whether its test-split predictions are identical. Exits 1 when not.
+    """
+    from bedside.cli import _session
+
+    platform, actor = _session(user, password_stdin)
+    result = platform.reproduce_version(actor, ref, tolerance=tolerance)
+    verdict = (
+        "identical"
+        if result["identical"]
+        else ("within tolerance" if result["within_tolerance"] else "DIFFERENT")
+    )
+    out.print(
+        f"{ref}: predictions on {result['rows']:,} test rows are {verdict} (largest "
+        f"difference {result['max_abs_difference']:.3g}, tolerance {tolerance:g})."
+    )
+    if not result["within_tolerance"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``bedside`` app."""
     app.command("demo-data")(demo_data)
@@ -333,6 +361,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("validate")(validate)
     app.command("review")(review)
+    app.command("reproduce")(reproduce)
     gate_app = typer.Typer(help="Validation gates.", no_args_is_help=True)
     gate_app.command("check")(gate_check)
     app.add_typer(gate_app, name="gate")

@@ -967,6 +967,61 @@ class Platform:
             actor, ref, Action.REJECT, reason="gate(s) not passed: " + ", ".join(failed)
         )
 
+    def reproduce_version(self, actor: User, ref: str, *, tolerance: float = 0.0) -> dict[str, Any]:
+        """Retrain a version from its recorded lineage and compare predictions on the test split.
+
+        The dataset snapshot is found by its digest (and re-verified on load), the estimator,
+        parameters and seed come from the version's evidence, the pipeline from its hash.
+
+        Returns:
+            ``{"identical", "within_tolerance", "max_abs_difference", "rows", "tolerance"}``;
+            recorded in the ledger as ``version.reproduced``.
+        """
+        import numpy as np
+
+        from bedside.serving.schema import FeatureSchema
+        from bedside.stores.snapshots import find_snapshot, read_snapshot
+        from bedside.train_stage import encode
+        from bedside.training import fit
+
+        version = self.get_version(ref)
+        evidence = version.evidence
+        if "dataset_digest" not in evidence or self.artifacts_root is None:
+            raise InvalidInput(f"{ref} has no recorded training lineage to reproduce from.")
+        with self._authorised(actor, Permission.REGISTER_VERSION, "version", ref):
+            pass
+        frame, manifest = read_snapshot(
+            find_snapshot(self.artifacts_root, evidence["dataset_digest"]), self.keys
+        )
+        schema = FeatureSchema.from_dicts(evidence["feature_schema"])
+        label = evidence["label"]
+        train = frame[frame["split"] == "train"]
+        test = frame[frame["split"] == "test"]
+        refit = fit(
+            encode(train, schema),
+            train[label].to_numpy(),
+            feature_names=schema.names,
+            estimator_path=evidence["estimator"],
+            params=evidence["params"],
+            seed=int(evidence["seed"]),
+        )
+        original = self.load_version_model(ref)
+        X = encode(test, schema)
+        new = refit.predict_proba(X)
+        old = np.asarray(original.predict_proba(X))[:, 1]
+        difference = float(np.max(np.abs(new - old))) if len(X) else 0.0
+        result = {
+            "identical": bool(np.array_equal(new, old)),
+            "within_tolerance": difference <= tolerance,
+            "max_abs_difference": difference,
+            "rows": len(X),
+            "tolerance": tolerance,
+            "dataset_digest": manifest.digest,
+        }
+        with self._tx() as tx:
+            self._event(tx, actor.username, "version.reproduced", "version", ref, after=result)
+        return result
+
     def load_version_model(self, ref: str) -> Any:
         """Load bedside's encrypted copy of a version's model (tamper is refused)."""
         from bedside.train_stage import MODEL_FILE, load_model

@@ -112,6 +112,10 @@ def test_train_validate_and_sign_to_approved(
     assert platform.get_version(version.ref).state is VersionState.APPROVED
     actions = [e.action for e in platform.list_audit_events(team.auditor, subject_id=version.ref)]
     assert actions.count("gate.recorded") == 3 and actions[-1] == "version.approve"
+    # Retraining from the recorded lineage gives identical predictions.
+    reproduced = platform.reproduce_version(team.scientist, version.ref)
+    assert reproduced["identical"] and reproduced["max_abs_difference"] == 0.0
+    assert reproduced["rows"] > 0
     # A tampered model file is refused on load.
     path = tmp_path / "artifacts" / "models" / "sepsis-prediction" / "1" / MODEL_FILE
     blob = bytearray(path.read_bytes())
