@@ -177,7 +177,7 @@ def test_full_example_is_runnable(full: PipelineFile) -> None:
     stage = spec.data_preparation
     assert stage.source == NdjsonFolderSource(kind="ndjson_folder", path="data/fhir")
     assert stage.label is not None and stage.label.horizon == timedelta(hours=48)
-    assert str(stage.cohort.prediction_time) == "admission + 4h"
+    assert str(stage.cohort.prediction_time) == "admission + 6h"
     first = stage.features[0]
     assert first == ObservationFeature(
         kind="observation",
