@@ -5,18 +5,23 @@ patient move together — optionally within outcome strata, and takes the ``α/2
 quantiles of each metric over the resamples. A resample is a vector of patient counts (how often
 each patient was drawn); each resample has its own random stream spawned from ``seed``
 (``numpy.random.SeedSequence(seed).spawn(n_boot)``), so resample *k* is the same whatever
-``n_boot`` or the chunk size.
+``n_boot`` or the chunk size, and patient ids are sorted first, so the row order does not matter.
 
-Speed comes from sufficient statistics. For one grouping (the whole sample, or the groups of one
-attribute), rows are placed in *cells*: within each group, the distinct scores of the positive
-rows, the operating threshold and the ECE bin edges cut the score axis into points and open
-intervals, and a cell is one (group, outcome, point-or-interval). One sparse matrix maps patients
-to cell counts (and to per-group sums of p and (p − y)² per ECE bin), so a single sparse × dense
-product turns a block of resamples into cell totals; confusion counts, AUROC (Mann–Whitney with
-ties as one half), average precision, Brier score and ECE then follow from cumulative sums over
-the cells. With unit weights the same code gives the point estimates. Calibration slope and
-intercept have no such statistics: they are refitted per resample by a vectorised Newton solver
-started at the point estimate.
+Speed comes from sufficient statistics and one sparse product per block of resamples:
+
+* **Score cells.** For each grouping (the whole sample, an attribute, an intersection), the
+  distinct scores of each group's positive rows, the operating threshold and the ECE bin edges
+  cut the group's score axis into points and open intervals; a cell is one (group, outcome,
+  point-or-interval). Confusion counts, AUROC (Mann–Whitney, ties one half), average precision
+  and net benefit follow exactly from cumulative sums of the weighted cell counts.
+* **Shared sums.** Σ p per ECE bin, Σ (p − y)² and the calibration moments are taken once, on the
+  common refinement of all groupings (the *cross*), and summed into each grouping's groups.
+* **Calibration refits.** Slope and intercepts have no finite statistics: every resample is
+  refitted by Newton's method from the point estimate, with the likelihood sums expanded to
+  third order around the centres of narrow logit bins (width 1/64), whose weighted moments are
+  linear in the resample — accurate to about 1e-9.
+
+With unit weights the same code gives the point estimates (calibration points are exact fits).
 """
 
 from __future__ import annotations
@@ -40,7 +45,6 @@ __all__ = [
     "CELL_METRICS",
     "GroupedMetrics",
     "Grouping",
-    "Interval",
     "patient_codes",
     "percentile_intervals",
     "resample_counts",
@@ -167,16 +171,6 @@ def resample_counts(
                 drawn = group[rng.integers(0, len(group), size=len(group))]
                 counts[k] += np.bincount(drawn, minlength=n_patients)
         yield np.ascontiguousarray(counts.T)
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    """A percentile bootstrap interval; NaN bounds with a reason when too few resamples count."""
-
-    lower: float
-    upper: float
-    n_defined: int  # resamples in which the metric was defined
-    reason: str | None = None
 
 
 def percentile_intervals(
