@@ -75,8 +75,14 @@ class ShadowWork:
     records: list[dict[str, Any]]  # the decoded feature objects (for another feature schema)
 
 
+#: Builds the log records of one request from its probabilities (runs in the model thread).
+EntryMaker = Callable[[list[float]], list[dict[str, Any]]]
+#: Makes ``[(records, (future, result)), …]`` durable and resolves each future with its result.
+Commit = Callable[[list[tuple[list[dict[str, Any]], Any]]], None]
+
+
 class _Item:
-    __slots__ = ("future", "model", "rows", "shadow")
+    __slots__ = ("future", "log_entries", "model", "rows", "shadow")
 
     def __init__(
         self,
@@ -84,11 +90,20 @@ class _Item:
         rows: list[list[float]],
         future: asyncio.Future[list[float]],
         shadow: ShadowWork | None,
+        log_entries: EntryMaker | None,
     ) -> None:
         self.model = model
         self.rows = rows
         self.future = future
         self.shadow = shadow
+        self.log_entries = log_entries
+
+
+def _model_failed(model: DeployedModel) -> BedsideError:
+    return BedsideError(
+        f"The production model {model.ref} failed to score this request; the failure is "
+        "logged. Try again, and tell the model's owners if it recurs."
+    )
 
 
 def _group_by_model(items: list[_Item]) -> list[list[_Item]]:
@@ -115,6 +130,9 @@ class Batcher:
         model_threads: OpenMP threads per model call (``None``: leave as configured).
         shadow_queue: most production batches waiting for the shadow model; more are skipped.
         on_shadow: receives the shadow log records (called in the shadow thread).
+        commit: makes a batch's log records durable and answers their requests
+            (:meth:`bedside.serving.inference_log.InferenceLog.write_now`), called in the model
+            thread right after scoring.
         metrics: where batch sizes and model times are recorded.
     """
 
@@ -126,6 +144,7 @@ class Batcher:
         model_threads: int | None = 1,
         shadow_queue: int = 64,
         on_shadow: ShadowSink | None = None,
+        commit: Commit | None = None,
         metrics: ServerMetrics | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0 or shadow_queue < 1:
@@ -134,6 +153,7 @@ class Batcher:
         self.max_wait = max_wait
         self._model_threads = model_threads
         self._on_shadow = on_shadow
+        self._commit = commit
         self.metrics = metrics or ServerMetrics()
         self._pending: list[_Item] = []
         self._pending_rows = 0
@@ -162,19 +182,33 @@ class Batcher:
     # ------------------------------------------------------------------------ the event loop
 
     async def score(
-        self, model: DeployedModel, rows: list[list[float]], shadow: ShadowWork | None = None
+        self,
+        model: DeployedModel,
+        rows: list[list[float]],
+        shadow: ShadowWork | None = None,
+        *,
+        log_entries: EntryMaker | None = None,
     ) -> list[float]:
         """Return the production probabilities of ``rows`` (scored with ``model``).
 
+        Args:
+            model: the production model this request read from its slot.
+            rows: the checked rows.
+            shadow: what the shadow model needs, if one is deployed.
+            log_entries: builds the request's log records from its probabilities; they are
+                made durable (through ``commit``) before this returns.
+
         Raises:
-            StoreUnavailable: the server is shutting down.
+            StoreUnavailable: the server is shutting down, or the log cannot be written.
             BedsideError: the model raised (HTTP 500; the failure is logged).
         """
         if self._closing:
             raise StoreUnavailable("The server is shutting down; send the request again.")
+        if log_entries is not None and self._commit is None:
+            raise ValueError("log_entries needs a Batcher made with commit=")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[float]] = loop.create_future()
-        self._pending.append(_Item(model, rows, future, shadow))
+        self._pending.append(_Item(model, rows, future, shadow, log_entries))
         self._pending_rows += len(rows)
         self._idle.clear()
         if not self._busy:
@@ -210,26 +244,30 @@ class Batcher:
 
     def _on_done(self, batch: list[_Item], done: concurrent.futures.Future[Any]) -> None:
         self._busy = False
-        results: list[tuple[list[_Item], list[float] | None]] = done.result()
-        for items, values in results:
-            if values is None:
-                error = BedsideError(
-                    f"The production model {items[0].model.ref} failed to score this request; "
-                    "the failure is logged. Try again, and tell the model's owners if it recurs."
-                )
+        results: list[tuple[list[_Item], list[float] | None, BaseException | None]]
+        results = done.result()
+        for items, values, error in results:
+            if error is not None:
                 for item in items:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
+            assert values is not None
             start = 0
             for item in items:
                 end = start + len(item.rows)
-                if not item.future.done():
+                # A request whose records went to the log is answered by the log, once durable.
+                if item.log_entries is None and not item.future.done():
                     item.future.set_result(values[start:end])
                 start = end
         # Responses are handed back above; only now does the shadow get the same rows.
-        shadowed = [item for items, values in results if values is not None for item in items]
-        shadowed = [item for item in shadowed if item.shadow is not None]
+        shadowed = [
+            item
+            for items, _, error in results
+            if error is None
+            for item in items
+            if item.shadow is not None
+        ]
         if shadowed:
             self._queue_shadow(shadowed)
         if self._pending:
@@ -239,14 +277,16 @@ class Batcher:
 
     # ------------------------------------------------------------------------ the model thread
 
-    def _run_batch(self, batch: list[_Item]) -> list[tuple[list[_Item], list[float] | None]]:
-        out: list[tuple[list[_Item], list[float] | None]] = []
+    def _run_batch(
+        self, batch: list[_Item]
+    ) -> list[tuple[list[_Item], list[float] | None, BaseException | None]]:
+        out: list[tuple[list[_Item], list[float] | None, BaseException | None]] = []
         for items in _group_by_model(batch):
             model = items[0].model
             rows = [row for item in items for row in item.rows]
             started = time.perf_counter()
             try:
-                values: list[float] | None = _score(model, rows)
+                values = _score(model, rows)
             except Exception as exc:
                 logger.error(
                     "production model %s failed on %d rows: %s",
@@ -254,12 +294,32 @@ class Batcher:
                     len(rows),
                     type(exc).__name__,
                 )
-                values = None
+                out.append((items, None, _model_failed(model)))
+                continue
             self.metrics.model_seconds.observe(time.perf_counter() - started, "production")
             self.metrics.batch_rows.observe(len(rows), "production")
             self.metrics.predictions.inc(model.name, "production", amount=len(rows))
-            out.append((items, values))
+            out.append((items, values, self._log(items, values)))
         return out
+
+    def _log(self, items: list[_Item], values: list[float]) -> BaseException | None:
+        """Hand the records of ``items`` to the log, which answers them once durable."""
+        batches: list[tuple[list[dict[str, Any]], Any]] = []
+        start = 0
+        for item in items:
+            end = start + len(item.rows)
+            if item.log_entries is not None:
+                part = values[start:end]
+                batches.append((item.log_entries(part), (item.future, part)))
+            start = end
+        if not batches:
+            return None
+        assert self._commit is not None
+        try:
+            self._commit(batches)
+        except BedsideError as exc:
+            return exc
+        return None
 
     # ----------------------------------------------------------------------------- the shadow
 

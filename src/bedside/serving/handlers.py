@@ -122,11 +122,11 @@ class PredictionHandlers:
             )
             ids = [str(uuid.uuid4()) for _ in checked.rows]
             work = ShadowWork(shadow, ids, checked.records) if shadow is not None else None
-            probabilities = await self.batcher.score(production, checked.rows, work)
             threshold = production.threshold
             shadow_version = shadow.version if shadow is not None else None
-            await self.log.append(
-                [
+
+            def log_entries(probabilities: list[float]) -> list[dict[str, Any]]:
+                return [
                     prediction_entry(
                         request_id=rid,
                         received=received,
@@ -140,6 +140,10 @@ class PredictionHandlers:
                     )
                     for rid, record, p in zip(ids, checked.records, probabilities, strict=True)
                 ]
+
+            # Returns once the records are durable in the inference log.
+            probabilities = await self.batcher.score(
+                production, checked.rows, work, log_entries=log_entries
             )
             answer: dict[str, Any]
             if checked.is_batch:

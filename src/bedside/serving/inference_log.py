@@ -135,13 +135,18 @@ class _SyncWaiter:
         self.error: BaseException | None = None
 
 
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
+def _resolve(waiters: list[tuple[asyncio.Future[Any], Any]], error: BaseException | None) -> None:
+    for future, result in waiters:
         if not future.done():
             if error is None:
-                future.set_result(None)
+                future.set_result(result)
             else:
                 future.set_exception(error)
+
+
+#: A waiter: an asyncio future (resolved with None), ``(future, result)`` (resolved with
+#: ``result``), a thread's ``_SyncWaiter``, or None (nobody waits).
+Waiter = Any
 
 
 class InferenceLog:
@@ -170,6 +175,7 @@ class InferenceLog:
         self._cond = threading.Condition(threading.Lock())
         self._pending: list[tuple[dict[str, Any], Any]] = []
         self._urgent = False  # a pending entry has a waiter: write now
+        self._writing = False  # a thread is writing (the writer thread or a write_now caller)
         self._lazy_since: float | None = None  # when the oldest unwaited-for entry came
         self.lazy_seconds = lazy_seconds
         self._closing = False
@@ -403,19 +409,37 @@ class InferenceLog:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._urgent and not self._closing:
-                    if self._lazy_since is None:
+                while self._writing or (not self._urgent and not self._closing):
+                    if self._writing or self._lazy_since is None:
                         self._cond.wait()
                         continue
                     remaining = self._lazy_since + self.lazy_seconds - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+                if self._closing and not self._pending:
+                    return  # everything written
+                self._writing = True
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write groups while someone waits for records (the caller holds the writer role).
+
+        The first group takes everything pending; later ones are written only for records
+        someone waits for, so unwaited-for records (shadow outputs) arriving during a flush
+        wait for the next group instead of costing a flush of their own.
+        """
+        first = True
+        while True:
+            with self._cond:
+                if not self._pending or not (first or self._urgent or self._closing):
+                    self._writing = False
+                    self._cond.notify_all()
+                    return
                 group, self._pending = self._pending, []
                 self._urgent = False
                 self._lazy_since = None
-            if not group:
-                return  # closing, and everything written
+            first = False
             error: BaseException | None = self._failed
             if error is None:
                 try:
@@ -434,6 +458,34 @@ class InferenceLog:
                     )
                     error = self._failed
             self._release(group, error)
+
+    def write_now(self, batches: Sequence[tuple[Sequence[dict[str, Any]], Waiter]]) -> None:
+        """Append each ``(entries, waiter)``; if no flush is running, write them in this thread.
+
+        For a thread that produced records and is free to wait for the disk (the model
+        thread): when the writer is idle, this thread writes and flushes the group itself,
+        which saves two thread wake-ups per request; when a flush is running, the records join
+        the group after it and this returns at once. Either way every waiter is released only
+        once its records are durable.
+
+        Raises:
+            StoreUnavailable: the log is closed or a write failed.
+        """
+        with self._cond:
+            if self._failed is not None:
+                raise self._failed
+            if self._closing:
+                raise StoreUnavailable("The inference log is closed; the server is shutting down.")
+            for entries, waiter in batches:
+                last = len(entries) - 1
+                self._pending.extend(
+                    (entry, waiter if i == last else None) for i, entry in enumerate(entries)
+                )
+            if self._writing:
+                self._urgent = True
+                return
+            self._writing = True
+        self._flush()
 
     def _write_group(self, group: list[tuple[dict[str, Any], Any]]) -> None:
         now = self._clock()
@@ -476,20 +528,21 @@ class InferenceLog:
             self._new_segment(self._frames)
 
     def _release(
-        self, group: list[tuple[dict[str, Any], Any]], error: BaseException | None
+        self, group: list[tuple[dict[str, Any], Waiter]], error: BaseException | None
     ) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for _, waiter in group:
             if waiter is None:
                 continue
             if isinstance(waiter, _SyncWaiter):
                 waiter.error = error
                 waiter.event.set()
-            else:
-                by_loop.setdefault(waiter.get_loop(), []).append(waiter)
-        for loop, futures in by_loop.items():
+                continue
+            future, result = waiter if isinstance(waiter, tuple) else (waiter, None)
+            by_loop.setdefault(future.get_loop(), []).append((future, result))
+        for loop, waiters in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, futures, error)
+                loop.call_soon_threadsafe(_resolve, waiters, error)
 
     # ------------------------------------------------------------------------------ the index
 

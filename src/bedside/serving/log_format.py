@@ -323,7 +323,7 @@ def _frame_follows(view: memoryview, position: int) -> bool:
     end = position + head_size + length
     if length == 0 or end > len(view):
         return False
-    return frame_crc(view[position : position + 4], view[position + head_size : end]) == crc
+    return bool(frame_crc(view[position : position + 4], view[position + head_size : end]) == crc)
 
 
 def frame_crc(length: bytes | memoryview, ciphertext: bytes | memoryview) -> int:
