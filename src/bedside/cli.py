@@ -419,6 +419,19 @@ _transition_command(
 )
 
 
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="The registered model name.")],
+    reason: Annotated[str, typer.Option(help="Why (required; recorded in the audit ledger).")],
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Return production to the version that served before the current one, in one step."""
+    platform, actor = _session(user, password_stdin)
+    version = platform.rollback(actor, model, reason=reason)
+    out.print(f"{version.ref} is in production again")
+
+
 # -- signatures --------------------------------------------------------------------------------
 
 
