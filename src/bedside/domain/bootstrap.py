@@ -601,9 +601,10 @@ def _binned_fit(
 
     ``moments`` (q, bins, resamples) holds Σ w dᵠ / q! per logit bin, ``observed`` (groups, 2,
     resamples) Σ w·y and Σ w·y·logit(p). Newton's method from the point estimate, each step
-    clipped to at most 1 per coefficient, until the step is below 1e-10; a fit that has not
-    converged after 50 steps (separation in the resample, a group left empty) is NaN. Only
-    groups with an open fit are recomputed, so a tiny group that never converges costs little.
+    clipped to at most 1 per coefficient, until the step is below 1e-10 · (1 + |coefficient|);
+    a fit that has not converged after 50 steps (separation in the resample, a group left
+    empty) is NaN. Only groups with an open fit are recomputed, so a tiny group that never
+    converges costs little.
     Returns (joint intercept, slope, CITL intercept), each of shape (groups, resamples).
     """
     n_res = moments.shape[2]
@@ -636,10 +637,12 @@ def _binned_fit(
                 det = h00 * h20 - h10 * h10
                 da = np.clip((h20 * g0 - h10 * g1) / det, -1, 1)
                 db = np.clip((h00 * g1 - h10 * g0) / det, -1, 1)
-                step = np.maximum(np.abs(da), np.abs(db))
                 still = joint_open[groups]
                 a[groups] += np.where(still, da, 0)
                 b[groups] += np.where(still, db, 0)
+                # a step below the tolerance relative to the coefficients' size converges
+                size = 1 + np.maximum(np.abs(a[groups]), np.abs(b[groups]))
+                step = np.maximum(np.abs(da), np.abs(db)) / size
                 joint_failed[groups] |= still & ~np.isfinite(step)
                 joint_open[groups] = still & (step >= _NEWTON_TOLERANCE)
             groups = np.flatnonzero(citl_open.any(axis=1))
@@ -652,7 +655,9 @@ def _binned_fit(
                 still = citl_open[groups]
                 c[groups] += np.where(still, dc, 0)
                 citl_failed[groups] |= still & ~np.isfinite(dc)
-                citl_open[groups] = still & (np.abs(dc) >= _NEWTON_TOLERANCE)
+                citl_open[groups] = still & (
+                    np.abs(dc) >= _NEWTON_TOLERANCE * (1 + np.abs(c[groups]))
+                )
             if not (joint_open.any() or citl_open.any()):
                 break
     joint_failed |= joint_open  # not converged within the steps

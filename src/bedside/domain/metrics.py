@@ -478,7 +478,8 @@ def _newton_logistic(
     """Maximise the logistic likelihood of (a, b) (or a with b = 1); None when it diverges.
 
     Newton's method from (0, 1) — the predictions as they are — halving a step that would lower
-    the likelihood; converged when the step is below 1e-10.
+    the likelihood; converged when the step is below 1e-10 · (1 + |coefficient|) or the gradient
+    is at the rounding level of its sum.
     """
     a, b = 0.0, 1.0
     x2 = x * x
@@ -503,7 +504,7 @@ def _newton_logistic(
         else:
             if not h00 > 0:
                 return None
-            da, db = g0 / h00, 0.0
+            g1, da, db = 0.0, g0 / h00, 0.0
         scale = 1.0
         while True:
             value = _log_likelihood(a + scale * da + (b + scale * db) * x, y)
@@ -513,7 +514,12 @@ def _newton_logistic(
         a, b, current = a + scale * da, b + scale * db, value
         if not (math.isfinite(a) and math.isfinite(b)) or max(abs(a), abs(b)) > 1e6:
             return None
-        if max(abs(scale * da), abs(scale * db)) < _NEWTON_TOLERANCE:
+        # converged: a step below the tolerance (relative to the coefficient's size), or a
+        # gradient at the rounding level of its sum (then the step is noise, however large)
+        small_step = max(abs(scale * da), abs(scale * db)) < _NEWTON_TOLERANCE * (
+            1 + max(abs(a), abs(b))
+        )
+        if small_step or max(abs(g0), abs(g1)) <= 1e-14 * len(x):
             return a, b
     return None
 
