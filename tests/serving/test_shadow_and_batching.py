@@ -113,7 +113,7 @@ def test_sleeping_shadow_never_delays_responses_and_its_output_is_logged_later(
             assert batch.status_code == 200
             ids += [p["request_id"] for p in batch.json()["predictions"]]
         # Every response arrived while the shadow was still asleep.
-        assert shadow.calls >= 1
+        _wait_for(lambda: shadow.calls >= 1, "the shadow to be called")
         assert shadow.returned == 0
         assert not any(e["kind"] == "shadow" for e in _entries(server))
         shadow.wake.set()
@@ -165,7 +165,7 @@ def test_slow_shadow_skips_work_when_its_queue_is_full_and_logs_the_skip(
     shadow.wake.set()
     served = _served(production, shadow)
     shadow.wake.clear()
-    with running_server(tmp_path, served, settings=ServingSettings(shadow_queue=1)) as server:
+    with running_server(tmp_path, served, settings=ServingSettings(shadow_queue=1, shadow_linger=0)) as server:
         with server.client() as client:
             ids = [
                 client.post(PREDICT, json={"features": record(i)}).json()["request_id"]

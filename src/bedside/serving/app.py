@@ -56,6 +56,7 @@ class ServingSettings:
         max_wait: longest a request waits to join a batch when the model is idle under load (s).
         model_threads: OpenMP threads per model call (None: as the environment says).
         shadow_queue: production batches that may wait for the shadow model before it skips.
+        shadow_linger: how long the shadow gathers queued work into one call (s).
         max_records: most records in one predict (or outcomes) request.
         max_body_bytes: largest request body accepted.
     """
@@ -64,6 +65,7 @@ class ServingSettings:
     max_wait: float = 0.001
     model_threads: int | None = 1
     shadow_queue: int = 64
+    shadow_linger: float = 0.05
     max_records: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
 
@@ -157,6 +159,7 @@ def create_app(
         on_shadow=log.append_nowait,
         commit=log.write_now,
         metrics=metrics,
+        shadow_linger=settings.shadow_linger,
     )
     handlers = PredictionHandlers(
         models=models,

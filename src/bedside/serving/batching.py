@@ -134,6 +134,7 @@ class Batcher:
             (:meth:`bedside.serving.inference_log.InferenceLog.write_now`), called in the model
             thread right after scoring.
         metrics: where batch sizes and model times are recorded.
+        shadow_linger: how long the shadow gathers queued work before a call (s).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class Batcher:
         on_shadow: ShadowSink | None = None,
         commit: Commit | None = None,
         metrics: ServerMetrics | None = None,
+        shadow_linger: float = 0.05,
     ) -> None:
         if max_batch < 1 or max_wait < 0 or shadow_queue < 1:
             raise ValueError("max_batch and shadow_queue must be >= 1 and max_wait >= 0")
@@ -154,6 +156,7 @@ class Batcher:
         self._model_threads = model_threads
         self._on_shadow = on_shadow
         self._commit = commit
+        self.shadow_linger = shadow_linger
         self.metrics = metrics or ServerMetrics()
         self._pending: list[_Item] = []
         self._pending_rows = 0
@@ -354,12 +357,18 @@ class Batcher:
             first = self._shadow_queue.get()
             if first is None:
                 return
-            # Everything queued meanwhile joins this call: a model call costs about the same
-            # for 1 row as for 100, so a shadow that falls behind catches up in bigger calls.
+            # Nobody waits for the shadow, so it gathers work for a while: a model call costs
+            # about the same for 1 row as for 100, and fewer calls leave the CPU to requests.
             items = list(first)
+            deadline = time.monotonic() + self.shadow_linger
             while len(items) < _SHADOW_MAX_ROWS:
+                remaining = deadline - time.monotonic()
                 try:
-                    more = self._shadow_queue.get_nowait()
+                    more = (
+                        self._shadow_queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._shadow_queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if more is None:
