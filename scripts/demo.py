@@ -116,6 +116,8 @@ def main() -> None:
             "Reviewed the evidence and the threshold table", "--password-stdin", password=True)
     bedside("sign", ref, "--meaning", "approved", "--user", "ivan", "--password-stdin",
             password=True)
+    bedside("version", "deploy-shadow", ref, "--user", "eli", "--password-stdin", password=True)
+    bedside("history", "sepsis-prediction", "--user", "aud", "--password-stdin", password=True)
     bedside("status")
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")

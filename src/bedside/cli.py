@@ -391,6 +391,18 @@ def version_register(
     out.print(f"Registered {version.ref} (candidate)")
 
 
+def _mirror_aliases(platform: Any, version: Any) -> None:
+    """Point MLflow's champion/shadow aliases where the lifecycle now says (tracked models)."""
+    if "mlflow_version" not in version.evidence:
+        return
+    from bedside.stores.tracking import Tracker
+
+    aliases = platform.mirror_aliases(
+        Tracker.from_settings(state.load_settings()), version.model_name
+    )
+    out.print("MLflow aliases: " + ", ".join(f"{k} → {v or 'none'}" for k, v in aliases.items()))
+
+
 def _transition_command(action: Action, doc: str) -> None:
     def command(
         ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
@@ -401,6 +413,7 @@ def _transition_command(action: Action, doc: str) -> None:
         platform, actor = _session(user, password_stdin)
         version = platform.transition(actor, ref, action, reason=reason)
         out.print(f"{version.ref} is now {version.state.value}")
+        _mirror_aliases(platform, version)
 
     command.__doc__ = doc
     version_app.command(action.value.replace("_", "-"))(command)
@@ -430,6 +443,50 @@ def rollback(
     platform, actor = _session(user, password_stdin)
     version = platform.rollback(actor, model, reason=reason)
     out.print(f"{version.ref} is in production again")
+    _mirror_aliases(platform, version)
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="The registered model name.")],
+    at: Annotated[
+        str | None,
+        typer.Option(help="A moment, ISO 8601 (e.g. 2026-03-12T03:00:00+00:00). Default: now."),
+    ] = None,
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Which version was in production (and shadow) at a moment, who approved it, and every
+    state change up to then — read from the audit ledger.
+    """
+    from datetime import UTC, datetime
+
+    moment = None
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise InvalidInput(
+                f"--at {at!r} is not an ISO 8601 time such as 2026-03-12T03:00:00+00:00."
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    platform, actor = _session(user, password_stdin)
+    answer = platform.history(actor, model, at=moment)
+    out.print(
+        f"{model} at {answer['at']}: production {answer['production'] or 'none'}, "
+        f"shadow {answer['shadow'] or 'none'}"
+    )
+    for approval in answer["approved_by"]:
+        out.print(
+            f"  approved ({approval['purpose']}) by {approval['printed_name']} "
+            f"({approval['role']}) at {approval['signed_at']}"
+        )
+    for change in answer["changes"]:
+        out.print(
+            f"  {change['time']}  {change['version']} → {change['state']} by "
+            f"{change['by']}" + (f" ({change['reason']})" if change["reason"] else "")
+        )
 
 
 # -- signatures --------------------------------------------------------------------------------

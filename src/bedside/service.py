@@ -1376,6 +1376,84 @@ class Platform:
                 out.append(ModelStatus(model, tuple(rows)))
         return out
 
+    # -- deployment history and registry aliases -------------------------------------------------
+
+    def history(
+        self, actor: User, model_name: str, *, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Say which version of ``model_name`` was in production (and shadow) at ``at``.
+
+        Answered from the audit ledger alone (state changes with their server times), with the
+        signatures that approved the live version: "which version was live at 03:00 on 12 March,
+        and who approved it".
+        """
+        moment = (at or self.now()).astimezone(UTC)
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._authorised(actor, Permission.READ_AUDIT, "model", model_name) as tx:
+            tx.registry.get_model(model_name)
+            states: dict[str, str] = {}
+            changes: list[dict[str, Any]] = []
+            prefix = f"{model_name}@"
+            for event in tx.audit.list_events(subject_type="version", action_prefix="version."):
+                if not event.subject_id.startswith(prefix) or event.occurred_at > stamp:
+                    continue
+                after = event.after or {}
+                if "state" in after:
+                    states[event.subject_id] = after["state"]
+                    changes.append(
+                        {
+                            "time": event.occurred_at,
+                            "version": event.subject_id,
+                            "state": after["state"],
+                            "by": event.actor,
+                            "reason": event.reason,
+                        }
+                    )
+            live = next((r for r, st in states.items() if st == "production"), None)
+            shadow = next((r for r, st in states.items() if st == "shadow"), None)
+            approvals: list[dict[str, Any]] = []
+            if live is not None:
+                name, number = parse_ref(live)
+                version = tx.registry.get_version(name, number)
+                approvals = [
+                    {
+                        "printed_name": s.printed_name,
+                        "role": s.role,
+                        "meaning": s.meaning.value,
+                        "purpose": s.purpose.value,
+                        "signed_at": s.signed_at.isoformat(),
+                    }
+                    for s in tx.registry.list_signatures(version)
+                    if s.meaning is Meaning.APPROVED and s.signed_at <= moment
+                ]
+        return {
+            "model": model_name,
+            "at": stamp,
+            "production": live,
+            "shadow": shadow,
+            "approved_by": approvals,
+            "changes": changes,
+        }
+
+    def mirror_aliases(self, tracker: Any, model_name: str) -> dict[str, str | None]:
+        """Make MLflow's ``champion``/``shadow`` aliases point where bedside's lifecycle says."""
+        from bedside.stores.tracking import Alias
+
+        with self._read() as tx:
+            versions = tx.registry.list_versions(tx.registry.get_model(model_name))
+        wanted = {Alias.CHAMPION: VersionState.PRODUCTION, Alias.SHADOW: VersionState.SHADOW}
+        result: dict[str, str | None] = {}
+        for alias, state in wanted.items():
+            holder = next((v for v in versions if v.state is state), None)
+            mlflow_version = None if holder is None else holder.evidence.get("mlflow_version")
+            if mlflow_version is None:
+                if tracker.find_version_by_alias(model_name, alias) is not None:
+                    tracker.delete_alias(model_name, alias)
+            else:
+                tracker.set_alias(model_name, alias, str(mlflow_version))
+            result[alias.value] = None if mlflow_version is None else str(mlflow_version)
+        return result
+
     # -- audit ---------------------------------------------------------------------------------
 
     def verify_audit(self, *, extra_checkpoints: list[Checkpoint] | None = None) -> VerifyResult:

@@ -205,14 +205,17 @@ def train_and_evaluate(
         )
     judged = parts[eval_split]
     p_judged = fitted.predict_proba(encode(judged, schema))
-    fairness = None
-    if gates_stage.fairness:
-        gate = gates_stage.fairness[0]
+    # One assessment per fairness gate: each may stratify by other attributes or minimums.
+    by_gate: dict[str, Any] = {}
+    for gate_spec, name in zip(gates_stage.gates, gates_stage.gate_names, strict=True):
+        gate = gate_spec.fairness
+        if gate is None:
+            continue
         attributes = {
             a: judged[a].astype(object).where(judged[a].notna(), None).to_numpy()
             for a in gate.stratify_by
         }
-        fairness = assess_fairness(
+        by_gate[name] = assess_fairness(
             judged[label].to_numpy(),
             p_judged,
             attributes,
@@ -226,7 +229,8 @@ def train_and_evaluate(
             n_boot=n_boot,
             confidence_level=level,
         )
-    outcomes = judge_validation(gates_stage, evaluation=results[eval_split], fairness=fairness)
+    fairness = next(iter(by_gate.values()), None)
+    outcomes = judge_validation(gates_stage, evaluation=results[eval_split], fairness=by_gate)
 
     progress("tracking in MLflow")
     experiment = spec.training.experiment or spec.model_name
@@ -288,6 +292,7 @@ def train_and_evaluate(
         "n_train_events": fitted.n_events,
         "evaluation": {split: r.to_dict() for split, r in results.items()},
         "fairness": fairness.to_dict() if fairness is not None else None,
+        "fairness_by_gate": {name: r.to_dict() for name, r in by_gate.items()},
         "gates": [o.to_dict() for o in outcomes],
         "mlflow_model_id": logged.model_id,
     }

@@ -169,7 +169,11 @@ def test_full_path_promotion_retires_the_old_version_and_rollback_restores_it(
     platform: Platform, team: Team, clock: Clock
 ) -> None:
     first = _to_production(platform, team, clock)
+    clock.advance(hours=1)
+    while_first = clock()
     second = _to_production(platform, team, clock)
+    clock.advance(hours=1)
+    while_second = clock()
     assert platform.get_version(first).state is S.RETIRED
     assert platform.get_version(second).state is S.PRODUCTION
     restored = platform.rollback(team.engineer, MODEL, reason="alert rate doubled overnight")
@@ -181,6 +185,16 @@ def test_full_path_promotion_retires_the_old_version_and_rollback_restores_it(
         ("version.restore", first),
     ]
     assert "alert rate doubled overnight" in events[-1].reason
+    # "Which version was live then, and who approved it?" — answered from the ledger.
+    then = platform.history(team.auditor, MODEL, at=while_first)
+    assert then["production"] == first and then["shadow"] is None
+    assert {a["printed_name"] for a in then["approved_by"]} == {
+        "Dr Carol Chief",
+        "Ivan Informaticist",
+        "Dr Cora Second",
+    }
+    assert platform.history(team.auditor, MODEL, at=while_second)["production"] == second
+    assert platform.history(team.auditor, MODEL)["production"] == first  # after the rollback
 
 
 def test_promotion_before_the_shadow_period_ends_is_refused_and_recorded(

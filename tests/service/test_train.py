@@ -112,6 +112,19 @@ def test_train_validate_and_sign_to_approved(
     assert platform.get_version(version.ref).state is VersionState.APPROVED
     actions = [e.action for e in platform.list_audit_events(team.auditor, subject_id=version.ref)]
     assert actions.count("gate.recorded") == 3 and actions[-1] == "version.approve"
+    # MLflow's aliases mirror the lifecycle.
+    from bedside.domain.lifecycle import Action
+
+    platform.transition(team.engineer, version.ref, Action.DEPLOY_SHADOW)
+    mlflow_version = str(version.evidence["mlflow_version"])
+    assert platform.mirror_aliases(tracker, "sepsis-prediction") == {
+        "champion": None,
+        "shadow": mlflow_version,
+    }
+    from bedside.stores.tracking import Alias
+
+    found = tracker.find_version_by_alias("sepsis-prediction", Alias.SHADOW)
+    assert found is not None and found.version == mlflow_version
     # Retraining from the recorded lineage gives identical predictions.
     reproduced = platform.reproduce_version(team.scientist, version.ref)
     assert reproduced["identical"] and reproduced["max_abs_difference"] == 0.0
