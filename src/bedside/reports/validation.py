@@ -6,10 +6,11 @@ validation and test splits, the ROC, precision–recall, calibration and decisio
 subgroup metrics with insufficient-evidence groups marked, the candidate-threshold table and the
 e-signature manifestations (21 CFR 11.50: printed name, date and time, meaning).
 
-Only the fields this module knows are read from the evidence, one by one: an unexpected key is
-never rendered, so nothing row-level that might have slipped into the evidence reaches a report.
-A field the evidence does not hold is shown as ``not recorded``. Figures are matplotlib (Agg)
-PNGs embedded as data URIs; nothing is fetched from anywhere.
+Only the known fields of the evidence are read, one by one
+(:mod:`bedside.reports.validation_data`): an unexpected key is never rendered, so nothing
+row-level that might have slipped into the evidence reaches a report. A field the evidence does
+not hold is shown as ``not recorded``. Figures (:mod:`bedside.reports.validation_figures`) are
+matplotlib (Agg) PNGs embedded as data URIs; nothing is fetched from anywhere.
 """
 
 from __future__ import annotations
