@@ -317,6 +317,9 @@ def review(
                 t.add_row(*[f"{row[k]:.3f}" if isinstance(row[k], float) else "-" for k in keys])
             out.print(t)
     _print_gates(version)
+    if "evaluation" in evidence:
+        html, _json = platform.write_validation_report(ref)
+        out.print(f"Validation report (figures, subgroups, signatures): {html}")
     for sig, problem in platform.verify_signatures(ref):
         state_text = "verifies" if problem is None else f"DOES NOT VERIFY: {problem}"
         out.print(

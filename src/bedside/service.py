@@ -939,6 +939,8 @@ class Platform:
         save_model(estimator, final, key_ring=self.keys, context=model_context(version))
         (run_folder / EVIDENCE_FILE).replace(final / EVIDENCE_FILE)
         trained.model_path.unlink()
+        progress("writing the validation report")
+        self.write_validation_report(version.ref)
         for outcome in trained.gate_outcomes:
             self.record_gate_result(
                 actor,
@@ -952,6 +954,25 @@ class Platform:
                 },
             )
         return self.get_version(version.ref)
+
+    def write_validation_report(self, ref: str) -> tuple[Path, Path]:
+        """(Re)write a version's validation report (HTML + JSON), with its signatures so far."""
+        from dataclasses import asdict
+
+        from bedside.reports.validation import write_validation_report
+
+        version = self.get_version(ref)
+        if self.artifacts_root is None:
+            raise InvalidInput("This platform has no artifacts folder; open it from settings.")
+        folder = self.artifacts_root / "models" / version.model_name / str(version.version)
+        signatures = [asdict(s) for s in self.list_signatures(ref)]
+        return write_validation_report(
+            version.evidence,
+            folder,
+            model_ref=version.ref,
+            generated_at=self.now(),
+            signatures=signatures,
+        )
 
     def validate_version(self, actor: User, ref: str) -> ModelVersion:
         """Make a candidate ``validated`` when every gate passed, else ``rejected``."""

@@ -112,6 +112,9 @@ def test_train_validate_and_sign_to_approved(
     assert platform.get_version(version.ref).state is VersionState.APPROVED
     actions = [e.action for e in platform.list_audit_events(team.auditor, subject_id=version.ref)]
     assert actions.count("gate.recorded") == 3 and actions[-1] == "version.approve"
+    html, _ = platform.write_validation_report(version.ref)
+    page = html.read_text(encoding="utf-8")
+    assert "Dr Carol Chief" in page and "Ivan Informaticist" in page  # signature manifestations
     # MLflow's aliases mirror the lifecycle.
     from bedside.domain.lifecycle import Action
 
