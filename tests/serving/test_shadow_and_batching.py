@@ -165,7 +165,9 @@ def test_slow_shadow_skips_work_when_its_queue_is_full_and_logs_the_skip(
     shadow.wake.set()
     served = _served(production, shadow)
     shadow.wake.clear()
-    with running_server(tmp_path, served, settings=ServingSettings(shadow_queue=1, shadow_linger=0)) as server:
+    with running_server(
+        tmp_path, served, settings=ServingSettings(shadow_queue=1, shadow_linger=0)
+    ) as server:
         with server.client() as client:
             ids = [
                 client.post(PREDICT, json={"features": record(i)}).json()["request_id"]
