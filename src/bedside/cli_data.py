@@ -356,6 +356,52 @@ def reproduce(
         raise typer.Exit(1)
 
 
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    refresh: Annotated[
+        float,
+        typer.Option(help="Seconds between registry checks (promotions and rollbacks hot-swap)."),
+    ] = 5.0,
+) -> None:
+    """Serve the production model of every registered model (the shadow scores the same
+    requests and is logged, never returned); every prediction is written to the encrypted
+    inference log before it is answered. OpenAPI docs at /docs.
+    """
+    from bedside.cli import state
+    from bedside.service import Platform
+    from bedside.serving.app import create_app
+    from bedside.serving.inference_log import InferenceLog
+    from bedside.serving.models import ServedModels
+    from bedside.serving.registry import RegistryWatcher, current_versions, sync
+    from bedside.serving.server import serve as run_server
+
+    settings = state.load_settings()
+    state.platform()  # fail here, with a clear error, if the project is not usable
+    if not current_versions(state.platform()):
+        raise InvalidInput(
+            "No version is in production or shadow yet; deploy one first "
+            "(bedside version deploy-shadow NAME@VERSION)."
+        )
+
+    def factory() -> object:
+        platform = Platform.from_settings(settings)
+        served = ServedModels()
+        sync(platform, served)
+        RegistryWatcher(platform, served, interval=refresh).start()
+        log = InferenceLog.open(settings.home / "inference-log", key_ring=platform.keys)
+        return create_app(served, log)
+
+    out.print(
+        f"Serving on http://{host}:{port} (docs: /docs); inference log "
+        f"{settings.home / 'inference-log'}"
+    )
+    run_server(factory, host=host, port=port, workers=workers)
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``bedside`` app."""
     app.command("demo-data")(demo_data)
@@ -365,6 +411,7 @@ def register(app: typer.Typer) -> None:
     app.command("validate")(validate)
     app.command("review")(review)
     app.command("reproduce")(reproduce)
+    app.command("serve")(serve)
     gate_app = typer.Typer(help="Validation gates.", no_args_is_help=True)
     gate_app.command("check")(gate_check)
     app.add_typer(gate_app, name="gate")
