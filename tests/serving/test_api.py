@@ -31,7 +31,8 @@ def _errors(response: Any) -> list[dict[str, str]]:
     body = response.json()
     assert body["ok"] is False
     assert set(body["error"]) == {"code", "message", "details"}
-    return body["error"]["details"]["errors"]
+    errors: list[dict[str, str]] = body["error"]["details"]["errors"]
+    return errors
 
 
 def test_predict_one_record_returns_probability_decision_version_and_request_id(
@@ -244,11 +245,11 @@ def test_outcomes_attach_labels_to_request_ids(server: RunningServer) -> None:
         r.request_id: r
         for r in InferenceLogReader(server.log_folder, key_ring=server.keys).records()
     }
-    assert joined[ids[0]].outcome is not None
-    assert joined[ids[0]].outcome["label"] == 1
-    assert joined[ids[0]].outcome["time"] == 1773284400.0
-    assert joined[ids[1]].outcome is not None
-    assert joined[ids[1]].outcome["label"] == 0
+    first, second = joined[ids[0]].outcome, joined[ids[1]].outcome
+    assert first is not None and second is not None
+    assert first["label"] == 1
+    assert first["time"] == 1773284400.0
+    assert second["label"] == 0
 
 
 def test_outcomes_with_unknown_ids_are_404_counting_them_and_record_nothing(

@@ -85,7 +85,8 @@ def test_hot_swap_under_load_fails_no_request(fitted: tuple[Any, Any], tmp_path:
     logged = {e["request_id"]: e for e in entries if e["kind"] == "prediction"}
     models = {"1": first, "2": second}
     for _, version, rid, seed in results:
-        assert rid is not None and logged[rid]["version"] == version
+        assert rid is not None and version is not None
+        assert logged[rid]["version"] == version
         expected = models[version].predict_proba(np.array([row_of(record(seed))]))[0, 1]
         assert logged[rid]["probability"] == pytest.approx(float(expected), abs=1e-12)
         assert logged[rid]["threshold"] == (0.4 if version == "1" else 0.6)
