@@ -402,6 +402,36 @@ def serve(
     run_server(factory, host=host, port=port, workers=workers)
 
 
+def monitor(
+    model: Annotated[str, typer.Argument(help="The registered model name.")],
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Check the production version over the pipeline's monitoring window: drift per feature and
+    of the score (Evidently's tests and thresholds), performance where outcomes arrived, the
+    accuracy alert and the retraining trigger. Exits 5 when an alert or the trigger fires.
+    """
+    from bedside.cli import _session
+
+    platform, actor = _session(user, password_stdin)
+    result = platform.monitor(actor, model)
+    out.print(
+        f"{result['version']}: {result['rows']:,} predictions ({result['labelled']:,} with "
+        f"outcomes); drift_score {result['drift_score']:.2f}"
+        + (" — dataset drift" if result["dataset_drift"] else "")
+    )
+    out.print(f"  report: {result['report']}")
+    if result["alert"]:
+        out.print("  ALERT: performance below accuracy_alert_threshold", markup=False)
+    if result["trigger_fired"]:
+        out.print(
+            "  retraining_trigger fired: train a new candidate (bedside prepare, bedside "
+            "train); it must pass the same gates and signatures."
+        )
+    if result["alert"] or result["trigger_fired"]:
+        raise typer.Exit(5)
+
+
 def register(app: typer.Typer) -> None:
     """Add the data commands to the ``bedside`` app."""
     app.command("demo-data")(demo_data)
@@ -412,6 +442,7 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review)
     app.command("reproduce")(reproduce)
     app.command("serve")(serve)
+    app.command("monitor")(monitor)
     gate_app = typer.Typer(help="Validation gates.", no_args_is_help=True)
     gate_app.command("check")(gate_check)
     app.add_typer(gate_app, name="gate")

@@ -84,6 +84,7 @@ class TrainedVersion:
     run_id: str
     model_id: str
     logged: Any  # the MLflow LoggedModelRef, to register
+    profile_json: str  # the drift reference profile (aggregates of the training split)
     model_path: Path
     evidence: dict[str, Any]
     gate_outcomes: tuple[Any, ...]
@@ -177,6 +178,15 @@ def train_and_evaluate(
         params=model_spec.params,
         seed=seed,
     )
+
+    # The drift reference, computed once per version: the training features and scores.
+    from bedside.domain.drift import build_profile
+
+    train_frame = parts["train"][names].copy()
+    train_frame["prediction"] = fitted.predict_proba(encode(parts["train"], schema))
+    profile_json = build_profile(
+        train_frame, columns=names, prediction_column="prediction"
+    ).to_json()
 
     progress("evaluating (patient-level bootstrap)")
     gates_stage = spec.validation
@@ -304,6 +314,7 @@ def train_and_evaluate(
         run_id=run_id,
         model_id=logged.model_id,
         logged=logged,
+        profile_json=profile_json,
         model_path=model_path,
         evidence=evidence,
         gate_outcomes=outcomes,
