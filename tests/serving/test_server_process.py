@@ -93,6 +93,19 @@ def _load(url: str, acknowledged: list[str], workers: int = 6) -> Iterator[threa
             thread.join(30)
 
 
+def _children(pid: int) -> list[int]:
+    """Return the ids of the live child processes of ``pid``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return sorted(out)
+
+
 def _wait_for_count(items: list[str], count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while len(items) < count:
@@ -157,6 +170,7 @@ def test_two_worker_processes_share_the_port_and_the_log(tmp_path: Path) -> None
     port = free_port()
     server = _start(tmp_path, port, workers=2)
     acknowledged: list[str] = []
+    more: list[str] = []
     try:
         with _load(f"http://127.0.0.1:{port}", acknowledged, workers=8):
             _wait_for_count(acknowledged, 200)
@@ -169,13 +183,26 @@ def test_two_worker_processes_share_the_port_and_the_log(tmp_path: Path) -> None
                     json={"outcomes": [{"request_id": rid, "label": 1} for rid in chunk]},
                 )
                 assert response.status_code == 200, response.text
+        # A worker that dies is replaced; the replacement recovers the dead worker's stream.
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(now := _children(server.pid)) != 2 or workers[0] in now:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.1)
+        with _load(f"http://127.0.0.1:{port}", more, workers=8):
+            _wait_for_count(more, 100)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         code = server.wait(60)
     assert code in (0, -signal.SIGTERM)
     log_folder = tmp_path / "inference-log"
     assert {path.name for path in log_folder.iterdir() if path.is_dir()} == {"w0", "w1"}
+    segments = [len(stream_segments(log_folder, s)) for s in ("w0", "w1")]
+    assert sorted(segments) == [1, 2]  # the replacement started a new segment
     records = InferenceLogReader(log_folder, key_ring=keys).records()
     by_id = {r.request_id: r for r in records}
     assert set(acknowledged) <= set(by_id)
     assert all(by_id[rid].outcome is not None for rid in acknowledged)
+    assert set(more) <= set(by_id)
