@@ -121,6 +121,7 @@ def running_server(
     keys: KeyRing | None = None,
     log_folder: Path | None = None,
     configure: Callable[[InferenceLog], None] | None = None,
+    fast_path: bool = True,
 ) -> Iterator[RunningServer]:
     """Serve ``models`` on a free 127.0.0.1 port in a thread; stop it (gracefully) afterwards."""
     if keys is None:
@@ -130,7 +131,7 @@ def running_server(
     log = InferenceLog.open(folder, key_ring=keys)
     if configure is not None:
         configure(log)
-    app = create_app(models, log, settings or ServingSettings())
+    app = create_app(models, log, settings or ServingSettings(), fast_path=fast_path)
     port = free_port()
     server = uvicorn.Server(uvicorn_config(lambda: app, port=port))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bedside.serving.inference_log import InferenceLogReader
-from tests.serving.support import SCHEMA, RunningServer, record, row_of
+from tests.serving.support import SCHEMA, RunningServer, record, row_of, running_server
 
 PREDICT = "/v1/models/sepsis/predict"
 OUTCOMES = "/v1/models/sepsis/outcomes"
@@ -361,3 +362,28 @@ def test_openapi_documents_the_endpoints(server: RunningServer) -> None:
     } <= set(paths)
     body = paths["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert {s["title"] for s in body["schema"]["oneOf"]} == {"One record", "A batch"}
+
+
+def test_the_documented_route_answers_like_the_fast_path(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    good, bad = {"features": record(30)}, {"features": record(31, age="x", zz=1)}
+    with (
+        running_server(tmp_path, server.models, fast_path=False) as routed,
+        routed.client() as client,
+    ):
+        via_router = [client.post(PREDICT, json=body) for body in (good, bad)]
+    with server.client() as client:
+        via_fast_path = [client.post(PREDICT, json=body) for body in (good, bad)]
+    assert (
+        [r.status_code for r in via_router]
+        == [r.status_code for r in via_fast_path]
+        == [
+            200,
+            422,
+        ]
+    )
+    routed_body, fast_body = via_router[0].json(), via_fast_path[0].json()
+    assert routed_body.pop("request_id") != fast_body.pop("request_id")
+    assert routed_body == fast_body
+    assert via_router[1].json() == via_fast_path[1].json()

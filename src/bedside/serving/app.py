@@ -136,6 +136,7 @@ def create_app(
     *,
     metrics: ServerMetrics | None = None,
     close_log: bool = True,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Return the prediction server app.
 
@@ -146,6 +147,8 @@ def create_app(
         metrics: where figures are kept (a new set by default); the log's group commits are
             recorded in it too.
         close_log: close ``log`` when the server shuts down (after the last response).
+        fast_path: answer predict in :class:`PredictFastPath`, before the router (the same
+            handler either way; off only to compare or debug).
     """
     settings = settings or ServingSettings()
     metrics = metrics or ServerMetrics()
@@ -194,7 +197,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.batcher = batcher
     app.state.handlers = handlers
-    app.add_middleware(PredictFastPath, handlers=handlers)
+    if fast_path:
+        app.add_middleware(PredictFastPath, handlers=handlers)
     _install_error_handlers(app)
 
     async def read_body(request: Request) -> bytes:
