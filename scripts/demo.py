@@ -7,8 +7,10 @@ folders, synthetic (seeded) data. The passwords below belong to synthetic demo u
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,19 +37,61 @@ def bedside(*args: str, password: bool = False, check: bool = True) -> str:
         text=True,
         capture_output=True,
         cwd=REPO,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "true",
-            "HOME": str(PROJECT),
-            "COLUMNS": "120",
-        },
+        env=_env(),
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if check and result.returncode != 0:
         raise SystemExit(f"demo step failed (exit {result.returncode}): bedside {shown}")
     return result.stdout
+
+
+def _env() -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "HOME": str(PROJECT),
+        "COLUMNS": "120",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the prediction server exited; see {PROJECT / 'server.log'}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the prediction server did not start in time")
+
+
+def _traffic(url: str, *, seconds: float, shift: float) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "demo_traffic.py"),
+            str(PROJECT),
+            url,
+            "--seconds",
+            str(seconds),
+            "--shift",
+            str(shift),
+        ],
+        check=True,
+        env=_env(),
+    )
 
 
 def main() -> None:
@@ -105,18 +149,90 @@ def main() -> None:
         password=True,
     )
     # Training and validation: an MLflow run with lineage, evaluation with CIs, every gate judged.
-    bedside("train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin",
-            password=True)
+    bedside(
+        "train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin", password=True
+    )
     ref = "sepsis-prediction@1"
     bedside("validate", ref, "--user", "eli", "--password-stdin", password=True)
     bedside("review", ref)
     bedside("reproduce", ref, "--user", "dana", "--password-stdin", password=True)
     # Clinical review: two e-signatures (CMIO and clinical informaticist), password re-entered.
-    bedside("sign", ref, "--meaning", "approved", "--user", "carol", "--comment",
-            "Reviewed the evidence and the threshold table", "--password-stdin", password=True)
-    bedside("sign", ref, "--meaning", "approved", "--user", "ivan", "--password-stdin",
-            password=True)
+    bedside(
+        "sign",
+        ref,
+        "--meaning",
+        "approved",
+        "--user",
+        "carol",
+        "--comment",
+        "Reviewed the evidence and the threshold table",
+        "--password-stdin",
+        password=True,
+    )
+    bedside(
+        "sign", ref, "--meaning", "approved", "--user", "ivan", "--password-stdin", password=True
+    )
     bedside("version", "deploy-shadow", ref, "--user", "eli", "--password-stdin", password=True)
+    # Serving: the real server on 127.0.0.1; promotions hot-swap the served model.
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bedside",
+            "--project",
+            str(PROJECT),
+            "serve",
+            "--port",
+            str(port),
+            "--refresh",
+            "2",
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=(PROJECT / "server.log").open("wb"),
+    )
+    try:
+        _wait_ready(url, server)
+        print(f"\nPrediction server running at {url} (pid {server.pid}); shadow period 20 s …")
+        time.sleep(21)
+        bedside(
+            "sign",
+            ref,
+            "--meaning",
+            "approved",
+            "--purpose",
+            "promotion",
+            "--user",
+            "carol",
+            "--comment",
+            "Shadow period reviewed",
+            "--password-stdin",
+            password=True,
+        )
+        bedside("version", "promote", ref, "--user", "eli", "--password-stdin", password=True)
+        time.sleep(4)  # the server re-reads the registry every 2 s and swaps the model in
+        _traffic(url, seconds=15, shift=1.0)
+        print("\n… and now the drift scenario begins (every numeric feature reads 1.5x):")
+        _traffic(url, seconds=15, shift=1.5)
+        bedside(
+            "monitor",
+            "sepsis-prediction",
+            "--user",
+            "eli",
+            "--password-stdin",
+            password=True,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    # The trigger fired: a retrained candidate must pass the same gates and signatures.
+    bedside(
+        "train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin", password=True
+    )
     bedside("history", "sepsis-prediction", "--user", "aud", "--password-stdin", password=True)
     bedside("status")
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
