@@ -8,12 +8,14 @@ for others to join, up to the recent batch size; ``max_batch`` caps the rows of 
 
 Model calls run in one dedicated thread, off the event loop; OpenMP inside it is limited to
 ``model_threads`` threads (1 by default: on a shared machine more threads make each call slower).
+After a call the same thread builds each request's log records and hands them to ``commit`` (the
+inference log), which answers each request once its records are durable.
 
 The shadow model scores the same rows *after* the production results have been handed back, in
-its own thread with a bounded queue: its output goes to ``on_shadow`` (the inference log), never
-to a response; when it is slow its queue fills and further work is skipped (and recorded as
-skipped); when it raises, the failure is counted and recorded. Neither can delay or fail a
-response.
+its own thread (at a lower CPU priority) with a bounded queue, gathering ``shadow_linger``
+seconds of work per call: its output goes to ``on_shadow`` (the inference log), never to a
+response; when it is slow its queue fills and further work is skipped (and recorded as skipped);
+when it raises, the failure is counted and recorded. Neither can delay or fail a response.
 """
 
 from __future__ import annotations
