@@ -1,10 +1,12 @@
 """The durable, encrypted, append-only inference log, written with group commit.
 
-Every prediction the server makes is a record in this log before its response is sent. One writer
-thread per process takes all pending records at once, encrypts each (AES-256-GCM, see
-:mod:`bedside.serving.log_format`), appends them to the current segment in one write, calls
-``fdatasync`` once for the whole group and only then releases every waiting request. Under load a
-group holds many records, so durability costs one disk flush per group, not per request.
+Every prediction the server makes is a record in this log before its response is sent. One
+writer at a time — the writer thread, or a thread that calls :meth:`InferenceLog.write_now` while
+no flush runs (the model thread, saving two thread wake-ups per request) — takes all pending
+records at once, encrypts each (AES-256-GCM, see :mod:`bedside.serving.log_format`), writes them
+to the current segment in one write, calls ``fdatasync`` once for the whole group and only then
+releases every waiting request. Under load a group holds many records, so durability costs one
+disk flush per group, not per request; records arriving during a flush form the next group.
 
 Records are JSON objects with a ``kind``:
 
