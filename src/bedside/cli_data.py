@@ -276,12 +276,30 @@ def gate_check(
 
 def review(
     ref: Annotated[str, typer.Argument(help="The version, as NAME@VERSION.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Set the operating threshold (clinical reviewers, before any approval)."),
+    ] = None,
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
 ) -> None:
-    """Show a version's evidence for clinical review: metrics with CIs, gates, thresholds."""
+    """Show a version's evidence for clinical review: metrics with CIs, gates, thresholds.
+    With --threshold, a clinical reviewer sets the operating threshold (recorded, and part of
+    the record every approval signature is bound to).
+    """
     from rich.table import Table
 
-    from bedside.cli import state
+    from bedside.cli import _session, state
 
+    if threshold is not None:
+        platform, actor = _session(user, password_stdin)
+        version = platform.set_threshold(actor, ref, threshold)
+        point = version.evidence["operating_point"]
+        out.print(
+            f"Operating threshold of {ref} set to {threshold:g}: sensitivity "
+            f"{point['sensitivity']:.3f}, specificity {point['specificity']:.3f}, "
+            f"alerts per 100 admissions {point['alerts_per_100']:.1f} (test split)"
+        )
     platform = state.platform()
     version = platform.get_version(ref)
     evidence = version.evidence

@@ -1000,6 +1000,73 @@ class Platform:
             actor, ref, Action.REJECT, reason="gate(s) not passed: " + ", ".join(failed)
         )
 
+    def set_threshold(self, actor: User, ref: str, threshold: float) -> ModelVersion:
+        """Set a validated version's operating threshold: a clinical decision, before sign-off.
+
+        Only a clinical reviewer may set it, and only before any approval signature (changing it
+        afterwards would change the signed record, so those signatures would stop verifying).
+        The operating point at the new threshold (sensitivity, specificity, PPV, NPV, alerts per
+        100 admissions on the test split) is recorded with it; serving decides with it.
+        """
+        import numpy as np
+
+        from bedside.domain.evaluation import evaluate
+        from bedside.serving.schema import FeatureSchema
+        from bedside.stores.snapshots import find_snapshot, read_snapshot
+        from bedside.train_stage import encode
+
+        if not (isinstance(threshold, float | int) and 0.0 < float(threshold) < 1.0):
+            raise InvalidInput(
+                f"The threshold must be a probability between 0 and 1 "
+                f"(exclusive); got {threshold!r}."
+            )
+        name, number = parse_ref(ref)
+        with self._authorised(actor, Permission.SIGN_REVIEW, "version", ref) as tx:
+            version = tx.registry.get_version(name, number)
+            if version.state is not VersionState.VALIDATED:
+                raise InvalidTransition(
+                    f"The threshold is chosen at clinical review: {ref} is "
+                    f"'{version.state.value}', not 'validated'."
+                )
+            if any(s.meaning is Meaning.APPROVED for s in tx.registry.list_signatures(version)):
+                raise InvalidTransition(
+                    f"{ref} already has approval signatures; changing the "
+                    "threshold now would invalidate them."
+                )
+        evidence = dict(version.evidence)
+        if self.artifacts_root is None or "feature_schema" not in evidence:
+            raise InvalidInput(f"{ref} has no training evidence to set a threshold on.")
+        frame, _ = read_snapshot(
+            find_snapshot(self.artifacts_root, evidence["dataset_digest"]), self.keys
+        )
+        test = frame[frame["split"] == "test"]
+        schema = FeatureSchema.from_dicts(evidence["feature_schema"])
+        p = np.asarray(self.load_version_model(ref).predict_proba(encode(test, schema)))[:, 1]
+        result = evaluate(
+            test[evidence["label"]].to_numpy(), p, threshold=float(threshold), seed=0, n_boot=0
+        )
+        operating = next(
+            r for r in result.to_dict()["threshold_table"] if r["source"] == "operating"
+        )
+        before = {"threshold": evidence.get("threshold")}
+        evidence.update(
+            threshold=float(threshold),
+            operating_point=operating,
+            threshold_rule=f"chosen at clinical review by {actor.username}",
+        )
+        with self._tx() as tx:
+            tx.registry.set_evidence(version, evidence)
+            self._event(
+                tx,
+                actor.username,
+                "version.threshold_set",
+                "version",
+                ref,
+                before=before,
+                after={"threshold": float(threshold), "operating_point": operating},
+            )
+        return self.get_version(ref)
+
     def reproduce_version(self, actor: User, ref: str, *, tolerance: float = 0.0) -> dict[str, Any]:
         """Retrain a version from its recorded lineage and compare predictions on the test split.
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bedside.domain.models import Meaning, VersionState
-from bedside.errors import IntegrityError, SignatureRefused
+from bedside.errors import IntegrityError, InvalidTransition, PermissionDenied, SignatureRefused
 from bedside.ingest.synthetic import generate_hospital
 from bedside.prepare import PreparedDataset
 from bedside.service import Platform
@@ -107,9 +107,18 @@ def test_train_validate_and_sign_to_approved(
     assert np.all((p >= 0) & (p <= 1))
     assert all(g.passed for g in version.gate_results), version.gate_results
     assert platform.validate_version(team.engineer, version.ref).state is VersionState.VALIDATED
+    # The operating threshold is a clinical decision, taken before sign-off.
+    with pytest.raises(PermissionDenied):
+        platform.set_threshold(team.scientist, version.ref, 0.2)
+    chosen = platform.set_threshold(team.informaticist, version.ref, 0.2)
+    assert chosen.evidence["threshold"] == 0.2
+    assert chosen.evidence["operating_point"]["threshold"] == 0.2
+    assert 0.0 <= chosen.evidence["operating_point"]["sensitivity"] <= 1.0
     platform.sign("carol", PASSWORD, version.ref, meaning=Meaning.APPROVED)
     platform.sign("ivan", PASSWORD, version.ref, meaning=Meaning.APPROVED)
     assert platform.get_version(version.ref).state is VersionState.APPROVED
+    with pytest.raises(InvalidTransition):
+        platform.set_threshold(team.informaticist, version.ref, 0.3)
     actions = [e.action for e in platform.list_audit_events(team.auditor, subject_id=version.ref)]
     assert actions.count("gate.recorded") == 3 and actions[-1] == "version.approve"
     html, _ = platform.write_validation_report(version.ref)
