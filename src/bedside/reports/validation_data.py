@@ -383,9 +383,9 @@ def fmt_ci(est: Mapping[str, Any] | None, metric: str) -> tuple[str, str | None]
     """Return the interval's text and, when there is none, why."""
     if est is None:
         return NOT_RECORDED, None
-    lower, upper = est["ci_lower"], est["ci_upper"]
+    lower, upper = est.get("ci_lower"), est.get("ci_upper")
     if lower is None or upper is None:
-        return "no interval", est["ci_reason"] or est["reason"]
+        return "no interval", est.get("ci_reason") or est.get("reason")
     if _is_pct(metric):
         return f"{100 * lower:.1f}–{100 * upper:.1f}%", None
     if lower < 0:  # "−1.979 to −0.549" reads better than "-1.979–-0.549"
