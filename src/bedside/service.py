@@ -892,6 +892,20 @@ class Platform:
             digest = dataset_digest or self._latest_dataset(tx, spec.name)
         folder = find_snapshot(self.artifacts_root, digest)
         frame, manifest = read_snapshot(folder, self.keys)
+        production = None
+        with self._read() as tx:
+            live = next(
+                (v for v in tx.registry.list_versions(model) if v.state is VersionState.PRODUCTION),
+                None,
+            )
+        if live is not None and "feature_schema" in live.evidence:
+            from bedside.serving.schema import FeatureSchema
+
+            production = (
+                live.ref,
+                self.load_version_model(live.ref),
+                FeatureSchema.from_dicts(live.evidence["feature_schema"]),
+            )
         progress(f"dataset {manifest.digest[:12]}: {manifest.rows:,} rows")
         run_folder = self.artifacts_root / "models" / spec.model_name / "pending"
         trained = train_and_evaluate(
@@ -908,6 +922,7 @@ class Platform:
             lock_file=lock_file,
             user=actor.username,
             n_boot=n_boot,
+            production=production,
             progress=progress,
         )
         mlflow_version = tracker.register_model(

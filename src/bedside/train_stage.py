@@ -139,6 +139,7 @@ def train_and_evaluate(
     lock_file: Path | None,
     user: str,
     n_boot: int = 1000,
+    production: tuple[str, Any, FeatureSchema] | None = None,
     progress: Callable[[str], None] = lambda _s: None,
 ) -> TrainedVersion:
     """Fit on the train split, evaluate on validation and test, judge the gates, track it all.
@@ -213,6 +214,17 @@ def train_and_evaluate(
             n_boot=n_boot,
             confidence_level=level,
         )
+    comparison = None
+    if production is not None:
+        # DeLong's test against the live model, on the same patients of the test split.
+        production_ref, production_model, production_schema = production
+        scores = np.asarray(
+            production_model.predict_proba(encode(parts["test"], production_schema))
+        )[:, 1]
+        comparison = {
+            "production": production_ref,
+            **results["test"].compare_with(scores).to_dict(),
+        }
     judged = parts[eval_split]
     p_judged = fitted.predict_proba(encode(judged, schema))
     # One assessment per fairness gate: each may stratify by other attributes or minimums.
@@ -304,6 +316,7 @@ def train_and_evaluate(
         "fairness": fairness.to_dict() if fairness is not None else None,
         "fairness_by_gate": {name: r.to_dict() for name, r in by_gate.items()},
         "gates": [o.to_dict() for o in outcomes],
+        "comparison_with_production": comparison,
         "mlflow_model_id": logged.model_id,
     }
     (model_folder / EVIDENCE_FILE).write_text(

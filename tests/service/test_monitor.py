@@ -95,3 +95,16 @@ def test_monitor_reports_drift_fires_the_trigger_and_records_it(
     assert "monitoring.retraining_triggered" in actions
     # A fired trigger deploys nothing: production is unchanged.
     assert platform.get_version(version.ref).state.value == "production"
+    # The retrained candidate is compared with production on the same patients (DeLong).
+    candidate = platform.train_version(
+        team.scientist, pipeline, tracker=_tracker(tmp_path), repo=REPO, lock_file=None, n_boot=50
+    )
+    comparison = candidate.evidence["comparison_with_production"]
+    assert comparison["production"] == version.ref
+    assert comparison["method"].startswith("DeLong")
+    assert comparison["candidate_auroc"] == pytest.approx(
+        candidate.evidence["evaluation"]["test"]["metrics"]["auroc"]["value"]
+    )
+    # Same snapshot, same seed: the same model, so no difference (and no test statistic).
+    assert comparison["difference"] == 0.0
+    assert comparison["p_value"] is None and comparison["reason"]
