@@ -16,7 +16,7 @@ import typer.exceptions
 from rich.console import Console
 from rich.table import Table
 
-from bedside import __version__, logs
+from bedside import __version__, cli_options, logs
 from bedside.config import CONFIG_FILE, Settings
 from bedside.domain.lifecycle import Action
 from bedside.domain.models import Checkpoint, Meaning, Purpose, User
@@ -100,24 +100,8 @@ ProjectOpt = Annotated[
         show_default=False,
     ),
 ]
-UserOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--user",
-        "-u",
-        envvar="BEDSIDE_USER",
-        show_default=False,
-        help="Who you are (your bedside user name). Default: BEDSIDE_USER, else your login name.",
-    ),
-]
-PasswordStdinOpt = Annotated[
-    bool,
-    typer.Option(
-        "--password-stdin",
-        help="Read your password from the first line of standard input "
-        "instead of prompting (for scripts).",
-    ),
-]
+UserOpt = cli_options.UserOpt
+PasswordStdinOpt = cli_options.PasswordStdinOpt
 
 
 def _version_callback(value: bool) -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from bedside import cli_options
 from bedside.errors import InvalidInput
 from bedside.ingest.synthetic.model import DriftKind
 
@@ -130,19 +131,8 @@ def ingest(
 
 def prepare(
     pipeline: Annotated[Path, typer.Argument(help="The pipeline file.")],
-    user: Annotated[
-        str | None,
-        typer.Option(
-            "--user",
-            "-u",
-            envvar="BEDSIDE_USER",
-            show_default=False,
-            help="Who you are (your bedside user name).",
-        ),
-    ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read your password from standard input.")
-    ] = False,
+    user: cli_options.UserOpt = None,
+    password_stdin: cli_options.PasswordStdinOpt = False,
 ) -> None:
     """Run the data preparation stage: ingest, features and label, split, data quality,
     de-identification, PHI scan, and an encrypted, content-addressed dataset snapshot.
@@ -185,19 +175,9 @@ def prepare(
     out.print(f"  ingest:       {result.ingest_report}")
 
 
-UserOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--user",
-        "-u",
-        envvar="BEDSIDE_USER",
-        show_default=False,
-        help="Who you are (your bedside user name).",
-    ),
-]
-PasswordStdinOpt = Annotated[
-    bool, typer.Option("--password-stdin", help="Read your password from standard input.")
-]
+# The same options as every other command (declared once, in cli_options).
+UserOpt = cli_options.UserOpt
+PasswordStdinOpt = cli_options.PasswordStdinOpt
 
 
 def train(

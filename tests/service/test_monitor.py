@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bedside.domain.lifecycle import Action
-from bedside.domain.models import Meaning, Purpose
 from bedside.service import Platform
 from bedside.serving.inference_log import InferenceLog, prediction_entry
 from bedside.stores.snapshots import find_snapshot, read_snapshot
-from tests.service.test_train import DEMO, _project, _tracker, hospital  # noqa: F401 - fixture
-from tests.support import PASSWORD, REPO, Clock, Team
+from tests.service.test_train import (  # noqa: F401 - hospital is a fixture
+    _tracker,
+    hospital,
+    trained_to_production,
+)
+from tests.support import REPO, Clock, Team
 
 
 def _log_traffic(platform: Platform, rows: list[dict], *, shift: float) -> None:
@@ -55,19 +57,7 @@ def test_monitor_reports_drift_fires_the_trigger_and_records_it(
     tmp_path: Path,
     hospital: Path,  # noqa: F811
 ) -> None:
-    pipeline = _project(platform, team, tmp_path, hospital, DEMO, accepting=True)
-    version = platform.train_version(
-        team.scientist, pipeline, tracker=_tracker(tmp_path), repo=REPO, lock_file=None, n_boot=50
-    )
-    platform.validate_version(team.engineer, version.ref)
-    platform.sign("carol", PASSWORD, version.ref, meaning=Meaning.APPROVED)
-    platform.sign("ivan", PASSWORD, version.ref, meaning=Meaning.APPROVED)
-    platform.transition(team.engineer, version.ref, Action.DEPLOY_SHADOW)
-    clock.advance(days=14, seconds=1)
-    platform.sign(
-        "cora", PASSWORD, version.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION
-    )
-    platform.transition(team.engineer, version.ref, Action.PROMOTE)
+    pipeline, version = trained_to_production(platform, team, clock, tmp_path, hospital)
 
     frame, _ = read_snapshot(
         find_snapshot(tmp_path / "artifacts", version.evidence["dataset_digest"]), platform.keys

@@ -11,13 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bedside.domain.lifecycle import Action
-from bedside.domain.models import Meaning, Purpose
 from bedside.service import Platform
 from bedside.serving.log_reader import InferenceLogReader
-from tests.service.test_train import DEMO, _project, _tracker, hospital  # noqa: F401 - fixture
+from tests.service.test_train import (  # noqa: F401 - hospital is a fixture
+    _tracker,
+    hospital,
+    trained_to_production,
+)
 from tests.serving.support import free_port
-from tests.support import PASSWORD, REPO, Clock, Team
+from tests.support import Clock, Team
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -42,19 +44,7 @@ def test_serve_predicts_with_the_promoted_version_and_logs_encrypted(
     tmp_path: Path,
     hospital: Path,  # noqa: F811
 ) -> None:
-    pipeline = _project(platform, team, tmp_path, hospital, DEMO, accepting=True)
-    version = platform.train_version(
-        team.scientist, pipeline, tracker=_tracker(tmp_path), repo=REPO, lock_file=None, n_boot=50
-    )
-    platform.validate_version(team.engineer, version.ref)
-    platform.sign("carol", PASSWORD, version.ref, meaning=Meaning.APPROVED)
-    platform.sign("ivan", PASSWORD, version.ref, meaning=Meaning.APPROVED)
-    platform.transition(team.engineer, version.ref, Action.DEPLOY_SHADOW)
-    clock.advance(days=14, seconds=1)
-    platform.sign(
-        "cora", PASSWORD, version.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION
-    )
-    platform.transition(team.engineer, version.ref, Action.PROMOTE)
+    _pipeline, version = trained_to_production(platform, team, clock, tmp_path, hospital)
 
     (tmp_path / "bedside.toml").write_text("[bedside]\n", encoding="utf-8")
     port = free_port()

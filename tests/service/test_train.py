@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bedside.domain.models import Meaning, VersionState
+from bedside.domain.lifecycle import Action
+from bedside.domain.models import Meaning, ModelVersion, Purpose, VersionState
 from bedside.errors import IntegrityError, InvalidTransition, PermissionDenied, SignatureRefused
 from bedside.ingest.synthetic import generate_hospital
 from bedside.prepare import PreparedDataset
@@ -17,7 +18,7 @@ from bedside.service import Platform
 from bedside.stores.snapshots import read_snapshot
 from bedside.stores.tracking import Tracker
 from bedside.train_stage import MODEL_FILE, encode, feature_schema
-from tests.support import EXAMPLES, PASSWORD, REPO, Team
+from tests.support import EXAMPLES, PASSWORD, REPO, Clock, Team
 
 DEMO = EXAMPLES / "sepsis" / "pipeline.demo.yaml"
 FOUNDING_GATES = EXAMPLES / "sepsis" / "pipeline.full.yaml"
@@ -164,3 +165,23 @@ def test_the_founding_gates_reject_a_weak_model(
     assert rejected.state is VersionState.REJECTED
     with pytest.raises(SignatureRefused, match="needs it to be 'validated'"):
         platform.sign("carol", PASSWORD, version.ref, meaning=Meaning.APPROVED)
+
+
+def trained_to_production(
+    platform: Platform, team: Team, clock: Clock, tmp_path: Path, hospital: Path
+) -> tuple[Path, ModelVersion]:
+    """Prepare, train (accepting gates), validate, sign, shadow, promote: version 1 is live."""
+    pipeline = _project(platform, team, tmp_path, hospital, DEMO, accepting=True)
+    version = platform.train_version(
+        team.scientist, pipeline, tracker=_tracker(tmp_path), repo=REPO, lock_file=None, n_boot=50
+    )
+    platform.validate_version(team.engineer, version.ref)
+    platform.sign("carol", PASSWORD, version.ref, meaning=Meaning.APPROVED)
+    platform.sign("ivan", PASSWORD, version.ref, meaning=Meaning.APPROVED)
+    platform.transition(team.engineer, version.ref, Action.DEPLOY_SHADOW)
+    clock.advance(days=14, seconds=1)
+    platform.sign(
+        "cora", PASSWORD, version.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION
+    )
+    platform.transition(team.engineer, version.ref, Action.PROMOTE)
+    return pipeline, platform.get_version(version.ref)
