@@ -208,10 +208,12 @@ def test_full_example_keeps_every_founding_value(
     a, b = founding.spec, full.spec
     assert (a.name, a.version) == (b.name, b.version)
     # The full example only adds exemptions for sparse-by-design labs to the founding checks.
-    founding_checks = [c.model_dump(exclude={"completeness_exempt"}) for c in
-                       a.data_preparation.validation]
-    full_checks = [c.model_dump(exclude={"completeness_exempt"}) for c in
-                   b.data_preparation.validation]
+    founding_checks = [
+        c.model_dump(exclude={"completeness_exempt"}) for c in a.data_preparation.validation
+    ]
+    full_checks = [
+        c.model_dump(exclude={"completeness_exempt"}) for c in b.data_preparation.validation
+    ]
     assert founding_checks == full_checks
     assert (a.training.tracking, a.training.encryption) == (
         b.training.tracking,
@@ -326,3 +328,23 @@ def test_load_pipeline_file_too_large(tmp_path: Path) -> None:
     path.write_bytes(FOUNDING.read_bytes() + b"#" * 1_000_001)
     with pytest.raises(PipelineFileError, match="at most 1,000,000 bytes"):
         load_pipeline_file(path)
+
+
+def test_judge_is_another_spelling_of_compare() -> None:
+    from bedside.domain.specfile import load_pipeline_text
+    from bedside.errors import PipelineFileError
+    from tests.support import FOUNDING_PIPELINE
+
+    text = FOUNDING_PIPELINE.read_text(encoding="utf-8")
+    point = text.replace(
+        "max_false_positive_rate: 0.15}", "max_false_positive_rate: 0.15, judge: point_estimate}"
+    )
+    gate = load_pipeline_text(point).spec.validation.statistical
+    assert gate is not None and gate.compare == "point_estimate"
+    both = text.replace(
+        "max_false_positive_rate: 0.15}",
+        "max_false_positive_rate: 0.15, judge: ci_bound,\n"
+        "                        compare: point_estimate}",
+    )
+    with pytest.raises(PipelineFileError, match="judge and compare say different things"):
+        load_pipeline_text(both)

@@ -77,10 +77,28 @@ class StatisticalGate(SpecModel):
     max_brier: Probability | None = None
     max_ece: Probability | None = None
     compare: Literal["confidence_bound", "point_estimate"] = "confidence_bound"
+    # The spelling of the same choice: judge: ci_bound | point_estimate.
+    judge: Literal["ci_bound", "point_estimate"] | None = None
     confidence_level: StrictFloat = Field(default=0.95, gt=0.5, lt=1)
     split: Literal["test", "validation"] = "test"
     threshold: Probability | None = None
     bootstrap_samples: StrictInt = Field(default=1000, ge=100, le=100_000)
+
+    @model_validator(mode="after")
+    def _judge_sets_compare(self) -> StatisticalGate:
+        if self.judge is None:
+            return self
+        wanted = "confidence_bound" if self.judge == "ci_bound" else "point_estimate"
+        if "compare" in self.model_fields_set and self.compare != wanted:
+            raise custom_error(
+                "judge_and_compare",
+                "judge and compare say different things",
+                expected="one of them, or both agreeing (judge: ci_bound = compare: "
+                "confidence_bound)",
+                fix="remove compare (or judge)",
+            )
+        object.__setattr__(self, "compare", wanted)
+        return self
 
     @model_validator(mode="after")
     def _has_a_bound(self) -> StatisticalGate:
