@@ -156,8 +156,9 @@ def main() -> None:
     bedside("validate", ref, "--user", "eli", "--password-stdin", password=True)
     bedside("review", ref)
     # The operating threshold is a clinical decision, set at review before anyone signs.
-    bedside("review", ref, "--threshold", "0.08", "--user", "ivan", "--password-stdin",
-            password=True)
+    bedside(
+        "review", ref, "--threshold", "0.08", "--user", "ivan", "--password-stdin", password=True
+    )
     bedside("reproduce", ref, "--user", "dana", "--password-stdin", password=True)
     # Clinical review: two e-signatures (CMIO and clinical informaticist), password re-entered.
     bedside(

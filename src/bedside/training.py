@@ -68,7 +68,7 @@ def import_estimator(path: str) -> type[Any]:
             f"{where}: {path!r} is not an estimator class with fit and "
             "predict_proba (a probabilistic classifier is needed)."
         )
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def build_estimator(path: str, params: Mapping[str, Any], *, seed: int) -> Any:

@@ -337,23 +337,51 @@ def test_cli_reference_documents_every_subcommand() -> None:
         assert f"`{command}`" in text
 
 
-def test_check_imports_the_estimator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_imports_the_estimator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     full = REPO / "examples" / "sepsis" / "pipeline.full.yaml"
     bad = tmp_path / "p.yaml"
-    bad.write_text(full.read_text().replace("sklearn.ensemble.HistGradientBoostingClassifier",
-                                            "sklearn.ensemble.HistGradientBoostingClasifier"))
+    bad.write_text(
+        full.read_text().replace(
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            "sklearn.ensemble.HistGradientBoostingClasifier",
+        )
+    )
     code, _, err = run(monkeypatch, capsys, "check", str(bad))
     assert code == 1 and "training.model.estimator" in err and "has no" in err
 
 
-def test_rollback_without_production_says_so(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(monkeypatch, capsys, "-p", str(project), "user", "grant", "carol",
-                         "ml_engineer", "--user", "admin", "--password-stdin",
-                         stdin=PASSWORD + "\n")
+def test_rollback_without_production_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = run(
+        monkeypatch,
+        capsys,
+        "-p",
+        str(project),
+        "user",
+        "grant",
+        "carol",
+        "ml_engineer",
+        "--user",
+        "admin",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert code == 0, err
-    code, _, err = run(monkeypatch, capsys, "-p", str(project), "rollback", "sepsis-prediction",
-                       "--reason", "alerts doubled", "--user", "carol", "--password-stdin",
-                       stdin=PASSWORD + "\n")
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "-p",
+        str(project),
+        "rollback",
+        "sepsis-prediction",
+        "--reason",
+        "alerts doubled",
+        "--user",
+        "carol",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert code == 1 and "no production version to roll back from" in err
