@@ -122,11 +122,14 @@ def serve_bedside(args: argparse.Namespace) -> None:
 
 _WRK_SCRIPT = """
 bodies = {%(bodies)s}
+requests = {}
+for i, body in ipairs(bodies) do
+  requests[i] = wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, body)
+end
 counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"},
-                    bodies[(counter %% #bodies) + 1])
+  return requests[(counter %% #requests) + 1]
 end
 done = function(summary, latency, requests)
   local e = summary.errors
