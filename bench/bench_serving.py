@@ -12,10 +12,12 @@ OMP_NUM_THREADS=1 and listen on 127.0.0.1.
 
 The load generator is wrk (Debian package `wrk`, closed loop: N connections, each sends its next
 request when the previous answer arrives), or an asyncio httpx generator in a separate process
-when wrk is missing. Each request carries one record (rotating over 64 seeded records). For each
-concurrency the servers are measured in turn (interleaved, so drifting background load affects
-all alike): a warm-up, then `--duration` seconds. Afterwards the bedside inference log is read
-back (decrypted) and its prediction records are counted against the 200 responses.
+when wrk is missing (it saturates near 350-500 req/s on a small machine, so it cannot show the
+difference at high concurrency: install wrk). Each request carries one record (rotating over 64
+seeded records). For each concurrency the servers are measured in turn (interleaved, so drifting
+background load affects all alike): a warm-up, then `--duration` seconds. Afterwards the
+bedside inference log is read back (decrypted) and its prediction records are counted against
+the 200 responses.
 """
 
 from __future__ import annotations
