@@ -13,8 +13,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 import bedside
 from bedside.domain.drift import ColumnDrift, DriftMethod, DriftResult
+from bedside.reports._files import write_text_atomically
 
 __all__ = ["drift_json", "render_drift_html", "write_drift_report"]
 
@@ -283,7 +282,7 @@ def write_drift_report(
         extra["generated_at"] = generated_at.isoformat()
     if retraining_trigger is not None:
         extra["retraining_trigger"] = {"expression": retraining_trigger, "fired": trigger_fired}
-    _write_text(json_path, drift_json(result, **extra))
+    write_text_atomically(json_path, drift_json(result, **extra))
     html = render_drift_html(
         result,
         title=title,
@@ -293,7 +292,7 @@ def write_drift_report(
         retraining_trigger=retraining_trigger,
         trigger_fired=trigger_fired,
     )
-    _write_text(html_path, html)
+    write_text_atomically(html_path, html)
     logger.info(
         "wrote drift report (%d of %d features drifted) to %s",
         result.n_drifted,
@@ -301,14 +300,3 @@ def write_drift_report(
         folder,
     )
     return html_path, json_path
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 import bedside
 from bedside.domain.quality import QualityConfig, QualityReport, Status
+from bedside.reports._files import write_text_atomically
 
 __all__ = ["quality_json", "render_quality_html", "write_quality_report"]
 
@@ -128,8 +127,8 @@ def write_quality_report(
     extra: dict[str, Any] = {"dataset": dataset}
     if generated_at is not None:
         extra["generated_at"] = generated_at.isoformat()
-    _write_text(json_path, quality_json(report, **extra))
-    _write_text(
+    write_text_atomically(json_path, quality_json(report, **extra))
+    write_text_atomically(
         html_path,
         render_quality_html(report, title=title, dataset=dataset, generated_at=generated_at),
     )
@@ -140,14 +139,3 @@ def write_quality_report(
         folder,
     )
     return html_path, json_path
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

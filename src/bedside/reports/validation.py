@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 import bedside
 from bedside.domain.evaluation import EVALUATED_METRICS
+from bedside.reports._files import write_text_atomically
 from bedside.reports.validation_data import (
     METRICS,
     NOT_RECORDED,
@@ -357,8 +356,8 @@ def write_validation_report(
     folder.mkdir(parents=True, exist_ok=True)
     html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
     payload = {**data, "curves": curve_points(data)}
-    _write_text(json_path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
-    _write_text(html_path, html)
+    write_text_atomically(json_path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
+    write_text_atomically(html_path, html)
     logger.info(
         "wrote validation report for %s (%d gates, %d signatures) to %s",
         model_ref,
@@ -367,14 +366,3 @@ def write_validation_report(
         folder,
     )
     return html_path, json_path
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
