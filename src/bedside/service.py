@@ -1554,7 +1554,7 @@ class Platform:
             "drift_score": drift.drift_score,
             "share_of_drifted_features": drift.drift_score,
             "days_since_training": (self.now() - live.created_at).total_seconds() / 86400,
-            "alert_rate": sum(r.decision for r in rows) / len(rows),
+            "alert_rate": sum(bool(r.decision) for r in rows) / len(rows),
         }
         labelled = [r for r in rows if r.outcome is not None]
         metric = spec.monitoring.performance_metric

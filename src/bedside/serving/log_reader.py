@@ -103,20 +103,27 @@ def read_streams(
 
 @dataclass(frozen=True, slots=True)
 class InferenceRecord:
-    """One prediction joined with its shadow output and outcome (as read back from the log)."""
+    """One prediction joined with its shadow output and outcome (as read back from the log).
+
+    ``version``, ``probability``, ``decision`` and ``threshold`` are ``None`` for a request scored
+    by a shadow version alone (no production version was live: nothing was returned).
+    ``attributes`` are the stratification attributes sent with the request (``race``,
+    ``age_group``…) for subgroup monitoring, or ``None``.
+    """
 
     request_id: str
     model: str
-    version: str
+    version: str | None
     received: datetime
     logged: datetime
     inputs: dict[str, Any]
-    probability: float
-    decision: bool
-    threshold: float
+    probability: float | None
+    decision: bool | None
+    threshold: float | None
     shadow_version: str | None
     shadow: dict[str, Any] | None
     outcome: dict[str, Any] | None
+    attributes: dict[str, str] | None = None
 
 
 def _when(seconds: float) -> datetime:
@@ -181,6 +188,7 @@ class InferenceLogReader:
                 shadow_version=e.get("shadow_version"),
                 shadow=shadows.get(rid),
                 outcome=outcomes.get(rid),
+                attributes=e.get("attributes"),
             )
             for rid, e in predictions.items()
         ]
