@@ -1178,7 +1178,7 @@ class Platform:
             gate_results={g.gate: g.passed for g in version.gate_results},
             signatures=tuple(valid),
             shadow_started_at=tx.registry.shadow_started_at(version),
-            shadow_report_passed=version.evidence.get("shadow_report_passed"),
+            shadow_report_passed=(version.evidence.get("shadow_report") or {}).get("passed"),
         )
         return facts, tuple(invalid)
 

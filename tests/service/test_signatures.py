@@ -13,7 +13,7 @@ from bedside.errors import SignatureRefused
 from bedside.service import Platform
 from bedside.stores.registry import ModelRegistry
 from bedside.stores.tables import signatures
-from tests.support import PASSWORD, Team
+from tests.support import PASSWORD, Clock, Team
 
 MODEL = "sepsis-prediction"
 
@@ -167,3 +167,33 @@ def test_promotion_signature_is_separate_from_review(platform: Platform, team: T
     v = validated_version(platform, team)
     with pytest.raises(SignatureRefused, match="needs it to be 'shadow'"):
         platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION)
+
+
+def test_the_shadow_report_added_after_review_keeps_review_signatures_and_binds_promotion(
+    platform: Platform, team: Team, clock: Clock
+) -> None:
+    from bedside.domain.lifecycle import Action
+
+    v = validated_version(platform, team)
+    platform.sign("carol", PASSWORD, v.ref, meaning=Meaning.APPROVED)
+    platform.sign("ivan", PASSWORD, v.ref, meaning=Meaning.APPROVED)
+    platform.transition(team.engineer, v.ref, Action.DEPLOY_SHADOW)
+    shadowed = platform.get_version(v.ref)
+    report = {"passed": True, "sha256": "a" * 64}
+    with platform.database.transaction() as conn:
+        ModelRegistry(conn).set_evidence(shadowed, {**shadowed.evidence, "shadow_report": report})
+    # The clinical reviewers signed before the shadow period: their records still verify.
+    assert [problem for _, problem in platform.verify_signatures(v.ref)] == [None, None]
+    clock.advance(days=14, seconds=1)
+    platform.sign("cora", PASSWORD, v.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION)
+    # The promotion signature binds to the shadow report: a replaced report breaks it alone.
+    current = platform.get_version(v.ref)
+    changed = {**report, "passed": False}
+    with platform.database.transaction() as conn:
+        ModelRegistry(conn).set_evidence(current, {**current.evidence, "shadow_report": changed})
+    problems = {s.purpose: p for s, p in platform.verify_signatures(v.ref)}
+    assert problems[Purpose.CLINICAL_REVIEW] is None
+    assert (
+        problems[Purpose.PROMOTION] is not None
+        and "different record" in problems[Purpose.PROMOTION]
+    )

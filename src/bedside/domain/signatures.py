@@ -27,8 +27,21 @@ SIGNABLE_STATE: dict[Purpose, VersionState] = {
 }
 
 
+# Evidence that only exists after clinical review (the shadow period's report): a clinical-review
+# signature cannot have seen it, so its record leaves it out; a promotion signature binds to it.
+AFTER_REVIEW_EVIDENCE: frozenset[str] = frozenset({"shadow_report"})
+
+
 def signing_record(version: ModelVersion, purpose: Purpose) -> dict[str, Any]:
-    """Return the exact record a signature of ``purpose`` on ``version`` is bound to."""
+    """Return the exact record a signature of ``purpose`` on ``version`` is bound to.
+
+    A clinical-review signature binds to the evidence as it stood at review: the keys in
+    :data:`AFTER_REVIEW_EVIDENCE` (added later, in the shadow period) are left out of its record.
+    A promotion signature binds to all of it, the shadow report included.
+    """
+    evidence = version.evidence
+    if purpose is Purpose.CLINICAL_REVIEW:
+        evidence = {k: v for k, v in evidence.items() if k not in AFTER_REVIEW_EVIDENCE}
     return {
         "model": version.model_name,
         "version": version.version,
@@ -36,7 +49,7 @@ def signing_record(version: ModelVersion, purpose: Purpose) -> dict[str, Any]:
         "run_id": version.run_id,
         "pipeline_sha256": version.pipeline_sha256,
         "trained_by": version.created_by,
-        "evidence": version.evidence,
+        "evidence": evidence,
         "gates": sorted(
             (
                 {"gate": g.gate, "passed": g.passed, "details": g.details}
