@@ -24,7 +24,9 @@ from bedside.domain.spec_gates import ValidationStage
 from bedside.errors import InvalidInput
 from bedside.reports.validation import (
     NOT_RECORDED,
+    SMALL_CELL,
     render_validation_html,
+    suppress_small_count,
     validation_report_data,
     write_validation_report,
 )
@@ -290,7 +292,31 @@ def test_insufficient_evidence_groups_are_shown_and_marked(
     assert f"{len(weak)} group(s) are marked so" in text
     for group in weak:
         for reason in group["reasons"]:
-            assert reason in text
+            assert suppress_small_count(reason) in text
+
+
+def test_small_subgroup_counts_are_suppressed(evidence: dict[str, Any], html: str) -> None:
+    small = [
+        g
+        for g in evidence["fairness"]["groups"]
+        if 0 < g["n_patients"] < SMALL_CELL or 0 < g["n_events"] < SMALL_CELL
+    ]
+    assert small, "the fixture has groups with small counts"
+    cells = re.findall(
+        r'<th scope="row">([^<]+)</th><td class="num">([^<]+)</td><td class="num">([^<]+)</td>',
+        html,
+    )
+    shown = {group: (patients, events) for group, patients, events in cells}
+    for g in small:
+        patients, events = shown[g["group"]]
+        for count, cell in ((g["n_patients"], patients), (g["n_events"], events)):
+            if 0 < count < SMALL_CELL:
+                assert cell == f"fewer than {SMALL_CELL}"
+            else:
+                assert cell == f"{count:,}"
+        for reason in g["reasons"]:
+            if re.match(r"\d+ ", reason) and 0 < int(reason.split()[0]) < SMALL_CELL:
+                assert reason not in _text(html)
 
 
 def test_threshold_table_lists_every_candidate_with_the_operating_row(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +93,29 @@ def _fmt_threshold(value: float | None) -> str:
 
 def _fmt_count(value: int | None) -> str:
     return NOT_RECORDED if value is None else f"{value:,}"
+
+
+# Small-cell suppression: a subgroup count from 1 to 10 is shown as "fewer than 11", the usual rule
+# for publishing aggregates (CMS cell-size suppression policy), so a rare group's size cannot help
+# re-identify the few patients in it. Zero is shown: it identifies nobody.
+SMALL_CELL = 11
+
+
+def _fmt_cell_count(value: int | None) -> str:
+    if value is not None and 0 < value < SMALL_CELL:
+        return f"fewer than {SMALL_CELL}"
+    return _fmt_count(value)
+
+
+_LEADING_COUNT = re.compile(r"^(\d+)(?= )")
+
+
+def suppress_small_count(reason: str) -> str:
+    """Say "fewer than 11 patients (minimum 30)" where a reason starts with a small count."""
+    match = _LEADING_COUNT.match(reason)
+    if match and 0 < int(match.group(1)) < SMALL_CELL:
+        return f"fewer than {SMALL_CELL}" + reason[match.end() :]
+    return reason
 
 
 def _cell(est: Mapping[str, Any] | None, metric: str) -> dict[str, str | None]:
@@ -174,10 +198,10 @@ def _subgroup_tables(fairness: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = [
             {
                 "group": g["group"],
-                "n_patients": _fmt_count(g["n_patients"]),
-                "n_events": _fmt_count(g["n_events"]),
+                "n_patients": _fmt_cell_count(g["n_patients"]),
+                "n_events": _fmt_cell_count(g["n_events"]),
                 "status": g["status"],
-                "reasons": g["reasons"],
+                "reasons": [suppress_small_count(r) for r in g["reasons"]],
                 "cells": {m: _cell(g["metrics"].get(m), m) for m in SUBGROUP_CHART_METRICS},
             }
             for g in groups
