@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -563,3 +564,17 @@ def test_only_the_tracking_store_imports_mlflow() -> None:
             if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
                 importers.append(path.relative_to(src).as_posix())
     assert sorted(set(importers)) == ["stores/tracking.py"]
+
+
+def test_mlflows_missing_pip_warning_is_dropped_and_others_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import bedside.stores.tracking  # noqa: F401  (installs the filter)
+
+    mlflow_env = logging.getLogger("mlflow.utils.environment")
+    with caplog.at_level(logging.WARNING, logger="mlflow.utils.environment"):
+        mlflow_env.warning(
+            "Failed to resolve installed pip version. ``pip`` will be added to conda.yaml"
+        )
+        mlflow_env.warning("some other MLflow warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other MLflow warning"]

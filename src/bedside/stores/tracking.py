@@ -63,6 +63,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+class _NoPipVersionWarning(logging.Filter):
+    """Drop MLflow's "Failed to resolve installed pip version" warning.
+
+    bedside's environment is built by uv and has no pip; MLflow then writes an unversioned ``pip``
+    into the model's conda.yaml (harmless: the model's pip requirements are pinned from the lock)
+    and warns on every ``log_model``, which reads like a fault to users.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to resolve installed pip version")
+
+
+logging.getLogger("mlflow.utils.environment").addFilter(_NoPipVersionWarning())
+
 __all__ = [
     "EGRESS_SWITCHES",
     "Alias",
