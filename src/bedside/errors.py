@@ -17,6 +17,7 @@ so callers catch classes, never inspect codes::
     │  ├─ AuthenticationFailed                    wrong/missing password or token
     │  └─ SignatureRefused                        an e-signature rule (Part 11) refuses the signing
     ├─ IntegrityError                             tamper evidence: a hash, chain or signature fails
+    ├─ ModelError                                 a served model failed to score a request
     └─ StoreError                                 the backend failed
        ├─ StoreUnavailable
        └─ SchemaOutOfDate
@@ -129,6 +130,13 @@ class IntegrityError(BedsideError):
     http_status = 500
 
 
+class ModelError(BedsideError):
+    """A served model raised while scoring a request (the request itself was valid)."""
+
+    code = "model_error"
+    http_status = 503
+
+
 class StoreError(BedsideError):
     """The storage backend failed."""
 
@@ -162,6 +170,7 @@ ALL_ERRORS: tuple[type[BedsideError], ...] = (
     AuthenticationFailed,
     SignatureRefused,
     IntegrityError,
+    ModelError,
     StoreError,
     StoreUnavailable,
     SchemaOutOfDate,

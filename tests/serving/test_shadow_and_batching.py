@@ -188,7 +188,7 @@ def test_slow_shadow_skips_work_when_its_queue_is_full_and_logs_the_skip(
     assert 'bedside_shadow_dropped_total{model="sepsis"}' in metrics
 
 
-def test_failing_production_model_is_a_500_in_the_error_shape_and_not_logged(
+def test_failing_production_model_is_a_503_model_error_and_not_logged(
     tmp_path: Path,
 ) -> None:
     served = ServedModels()
@@ -196,9 +196,10 @@ def test_failing_production_model_is_a_500_in_the_error_shape_and_not_logged(
     with running_server(tmp_path, served) as server:
         with server.client() as client:
             response = client.post(PREDICT, json={"features": record(1, x0=123.25)})
-        assert response.status_code == 500
+        assert response.status_code == 503
         error = response.json()["error"]
-        assert error["code"] == "bedside_error"
+        assert error["code"] == "model_error"
+        assert error["details"] == {"model": "sepsis", "version": "1"}
         assert "123.25" not in response.text
         assert not any(e["kind"] == "prediction" for e in _entries(server))
 

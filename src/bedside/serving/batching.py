@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bedside.errors import BedsideError, StoreUnavailable
+from bedside.errors import BedsideError, ModelError, StoreUnavailable
 from bedside.serving.metrics import ServerMetrics
 from bedside.serving.models import DeployedModel
 
@@ -102,9 +102,10 @@ class _Item:
 
 
 def _model_failed(model: DeployedModel) -> BedsideError:
-    return BedsideError(
+    return ModelError(
         f"The production model {model.ref} failed to score this request; the failure is "
-        "logged. Try again, and tell the model's owners if it recurs."
+        "logged. Try again, and tell the model's owners if it recurs.",
+        details={"model": model.name, "version": model.version},
     )
 
 
@@ -205,7 +206,7 @@ class Batcher:
 
         Raises:
             StoreUnavailable: the server is shutting down, or the log cannot be written.
-            BedsideError: the model raised (HTTP 500; the failure is logged).
+            ModelError: the model raised (HTTP 503; the failure is logged).
         """
         if self._closing:
             raise StoreUnavailable("The server is shutting down; send the request again.")
@@ -279,6 +280,17 @@ class Batcher:
             self._dispatch(asyncio.get_running_loop())
         elif not self._busy:
             self._idle.set()
+
+    def shadow_only(self, model: DeployedModel, rows: list[list[float]], work: ShadowWork) -> None:
+        """Queue ``rows`` (checked against ``model``'s schema) for the shadow model alone.
+
+        For a model with a shadow version and no production version: the request's prediction
+        records are already durable; the shadow's output is logged later, like any shadow output
+        (skipped and recorded as skipped when the shadow queue is full).
+        """
+        loop = asyncio.get_running_loop()
+        item = _Item(model, rows, loop.create_future(), work, None)
+        self._queue_shadow([item])
 
     # ------------------------------------------------------------------------ the model thread
 

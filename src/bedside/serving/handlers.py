@@ -22,7 +22,13 @@ from bedside.serving.metrics import ServerMetrics
 from bedside.serving.models import DeployedModel, ServedModels
 from bedside.serving.payloads import parse_body, parse_outcomes, parse_predict
 
-__all__ = ["PredictionHandlers", "error_body"]
+__all__ = ["SHADOW_ALONE_MESSAGE", "PredictionHandlers", "error_body"]
+
+#: The ``message`` of an answer for a model with a shadow version and no production version.
+SHADOW_ALONE_MESSAGE: Final = (
+    "No production version: the request was logged and scored by the shadow version; "
+    "no prediction is returned."
+)
 
 _UNEXPECTED: Final = orjson.dumps(
     {
@@ -77,14 +83,22 @@ class PredictionHandlers:
             details={"limit_bytes": self.max_body_bytes},
         )
 
-    def _production_of(self, name: str) -> tuple[DeployedModel, DeployedModel | None]:
+    def _models_of(self, name: str) -> tuple[DeployedModel | None, DeployedModel | None]:
         pair = self.models.get(name)
         if pair is None:
             raise NotFound(
                 f"No model called {name!r} is served here.",
                 details={"model": name, "served": self.models.names()},
             )
-        production, shadow = pair
+        if pair[0] is None and pair[1] is None:
+            raise NotFound(
+                f"Model {name!r} has no production or shadow version deployed.",
+                details={"model": name},
+            )
+        return pair
+
+    def _production_of(self, name: str) -> tuple[DeployedModel, DeployedModel | None]:
+        production, shadow = self._models_of(name)
         if production is None:
             raise NotFound(
                 f"Model {name!r} has no production version deployed.", details={"model": name}
@@ -114,19 +128,26 @@ class PredictionHandlers:
         status = 200
         try:
             # The slots are read once: this request uses these models to the end, whatever swaps.
-            production, shadow = self._production_of(name)
+            production, shadow = self._models_of(name)
             if len(body) > self.max_body_bytes:
                 raise self.too_large()
+            if production is None:
+                assert shadow is not None
+                return 200, await self._shadow_alone(shadow, body, received)
             checked = parse_predict(
-                parse_body(body), production.schema, max_records=self.max_records
+                parse_body(body),
+                production.schema,
+                max_records=self.max_records,
+                allowed_attributes=production.attributes,
             )
             ids = [str(uuid.uuid4()) for _ in checked.rows]
             work = ShadowWork(shadow, ids, checked.records) if shadow is not None else None
             threshold = production.threshold
             shadow_version = shadow.version if shadow is not None else None
+            attributes = checked.attributes
 
             def log_entries(probabilities: list[float]) -> list[dict[str, Any]]:
-                return [
+                entries = [
                     prediction_entry(
                         request_id=rid,
                         received=received,
@@ -140,6 +161,10 @@ class PredictionHandlers:
                     )
                     for rid, record, p in zip(ids, checked.records, probabilities, strict=True)
                 ]
+                if attributes is not None:
+                    for entry, given in zip(entries, attributes, strict=True):
+                        entry["attributes"] = given
+                return entries
 
             # Returns once the records are durable in the inference log.
             probabilities = await self.batcher.score(
@@ -176,6 +201,59 @@ class PredictionHandlers:
             self.metrics.requests.inc("predict", str(status))
             self.metrics.latency.observe(time.perf_counter() - started, "predict")
 
+    async def _shadow_alone(self, shadow: DeployedModel, body: bytes, received: float) -> bytes:
+        """Log a request for a model whose only version is in shadow; answer without a prediction.
+
+        The request is checked against the shadow version's schema, its prediction records (with
+        no version, probability or decision) are made durable, then the shadow scores it like any
+        shadow work — after the answer, never returned.
+        """
+        checked = parse_predict(
+            parse_body(body),
+            shadow.schema,
+            max_records=self.max_records,
+            allowed_attributes=shadow.attributes,
+        )
+        ids = [str(uuid.uuid4()) for _ in checked.rows]
+        attributes: list[dict[str, str] | None] = [None] * len(ids)
+        if checked.attributes is not None:
+            attributes = list(checked.attributes)
+        await self.log.append(
+            [
+                prediction_entry(
+                    request_id=rid,
+                    received=received,
+                    model=shadow.name,
+                    version=None,
+                    threshold=None,
+                    inputs=record,
+                    probability=None,
+                    decision=None,
+                    shadow_version=shadow.version,
+                    attributes=given,
+                )
+                for rid, record, given in zip(ids, checked.records, attributes, strict=True)
+            ]
+        )
+        self.batcher.shadow_only(shadow, checked.rows, ShadowWork(shadow, ids, checked.records))
+        common = {"ok": True, "model": shadow.name, "version": None, "threshold": None}
+        if checked.is_batch:
+            answer: dict[str, Any] = {
+                **common,
+                "predictions": [
+                    {"request_id": rid, "probability": None, "decision": None} for rid in ids
+                ],
+            }
+        else:
+            answer = {
+                **common,
+                "request_id": ids[0],
+                "probability": None,
+                "decision": None,
+            }
+        answer["message"] = SHADOW_ALONE_MESSAGE
+        return orjson.dumps(answer)
+
     async def outcomes(self, name: str, body: bytes) -> tuple[int, bytes]:
         """Answer ``POST /v1/models/{name}/outcomes``; return ``(status, JSON body)``.
 
@@ -186,7 +264,7 @@ class PredictionHandlers:
         status = 200
         try:
             if self.models.get(name) is None:
-                self._production_of(name)  # raises NotFound
+                self._models_of(name)  # raises NotFound
             if len(body) > self.max_body_bytes:
                 raise self.too_large()
             items = parse_outcomes(parse_body(body), max_records=self.max_records)

@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +78,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES: Final = 64 * 1024 * 1024
+#: Request ids kept in memory per model (the newest); older ones are found by reading the log.
+DEFAULT_INDEX_SIZE: Final = 200_000
 MAX_STREAMS: Final = 256
 _U32: Final = struct.Struct(">I")
 _PREALLOCATE: Final = 4 * 1024 * 1024
@@ -90,15 +93,21 @@ def prediction_entry(
     request_id: str,
     received: float,
     model: str,
-    version: str,
-    threshold: float,
+    version: str | None,
+    threshold: float | None,
     inputs: dict[str, Any],
-    probability: float,
-    decision: bool,
+    probability: float | None,
+    decision: bool | None,
     shadow_version: str | None,
+    attributes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Return the log record of one prediction (``logged`` is added when it is written)."""
-    return {
+    """Return the log record of one prediction (``logged`` is added when it is written).
+
+    ``version``, ``threshold``, ``probability`` and ``decision`` are ``None`` when no production
+    version was live (the shadow version alone scored the request; nothing was returned).
+    ``attributes`` (stratification attributes for subgroup monitoring) is kept only when sent.
+    """
+    entry = {
         "kind": "prediction",
         "request_id": request_id,
         "received": received,
@@ -110,6 +119,9 @@ def prediction_entry(
         "decision": decision,
         "shadow_version": shadow_version,
     }
+    if attributes is not None:
+        entry["attributes"] = attributes
+    return entry
 
 
 def _ensure_log_id(folder: Path) -> str:
@@ -166,6 +178,7 @@ class InferenceLog:
         clock: Callable[[], float] = time.time,
         observer: GroupObserver | None = None,
         lazy_seconds: float = 0.2,
+        index_size: int = DEFAULT_INDEX_SIZE,
     ) -> None:
         if segment_bytes < 4096:
             raise InvalidInput(f"segment_bytes must be at least 4096; got {segment_bytes}.")
@@ -182,7 +195,13 @@ class InferenceLog:
         self.lazy_seconds = lazy_seconds
         self._closing = False
         self._failed: StoreUnavailable | None = None
-        self._known: dict[str, set[bytes]] = {}
+        if index_size < 1:
+            raise InvalidInput(f"index_size must be at least 1; got {index_size}.")
+        # The newest ``index_size`` request ids of each model (oldest first), and the models
+        # whose older ids were dropped from memory (a miss then reads the whole log).
+        self.index_size = index_size
+        self._known: dict[str, OrderedDict[bytes, None]] = {}
+        self._evicted: set[str] = set()
         self._readers: dict[Path, SegmentReader] = {}
         self._index_lock = threading.Lock()
         self._fd = -1
@@ -207,6 +226,7 @@ class InferenceLog:
         clock: Callable[[], float] = time.time,
         observer: GroupObserver | None = None,
         lazy_seconds: float = 0.2,
+        index_size: int = DEFAULT_INDEX_SIZE,
     ) -> InferenceLog:
         """Open (or create) the log in ``folder``: claim a stream, recover it, start writing.
 
@@ -222,6 +242,7 @@ class InferenceLog:
             clock=clock,
             observer=observer,
             lazy_seconds=lazy_seconds,
+            index_size=index_size,
         )
         log._start()
         return log
@@ -551,8 +572,11 @@ class InferenceLog:
     def _remember(self, model: str, request_id: str) -> None:
         known = self._known.get(model)
         if known is None:
-            known = self._known[model] = set()
-        known.add(uuid.UUID(request_id).bytes)
+            known = self._known[model] = OrderedDict()
+        known[uuid.UUID(request_id).bytes] = None
+        if len(known) > self.index_size:
+            known.popitem(last=False)
+            self._evicted.add(model)
 
     def refresh_index(self) -> None:
         """Read records new since the last refresh (every stream) into the request-id index."""
@@ -574,9 +598,25 @@ class InferenceLog:
         missing = [i for i in ids if uuid.UUID(i).bytes not in self._known.get(model, ())]
         if missing:
             self.refresh_index()
-            known = self._known.get(model, set())
+            known = self._known.get(model, OrderedDict())
             missing = [i for i in missing if uuid.UUID(i).bytes not in known]
+        if missing and model in self._evicted:
+            missing = self._scan_for(model, missing)
         return missing
+
+    def _scan_for(self, model: str, request_ids: list[str]) -> list[str]:
+        """Read the whole log for ids older than the in-memory index; return those not found."""
+        wanted = {uuid.UUID(i).bytes for i in request_ids}
+        with self._index_lock:
+            for plain in read_streams(
+                self.folder, key_ring=self._key_ring, log_id=self.log_id, readers={}
+            ):
+                entry = orjson.loads(plain)
+                if entry.get("kind") == "prediction" and entry.get("model") == model:
+                    wanted.discard(uuid.UUID(entry["request_id"]).bytes)
+                    if not wanted:
+                        break
+        return [i for i in request_ids if uuid.UUID(i).bytes in wanted]
 
 
 def outcome_entry(

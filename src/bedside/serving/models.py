@@ -59,6 +59,8 @@ class DeployedModel:
         predictor: the fitted model.
         threshold: the signed decision threshold: ``decision = probability >= threshold``.
         schema: the version's feature schema (column order of the predictor).
+        attributes: the stratification attribute names a request may carry for this version
+            (its fairness ``stratify_by``); empty: any name.
     """
 
     name: str
@@ -66,6 +68,7 @@ class DeployedModel:
     predictor: Predictor
     threshold: float
     schema: FeatureSchema
+    attributes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -264,9 +267,14 @@ class ServedModels:
         return changed
 
     def is_ready(self) -> bool:
-        """Return whether every served name has a production model."""
+        """Return whether a model is served and every served name has a model to answer with.
+
+        A name with only a shadow version counts: its requests are answered (without a
+        prediction) and logged.
+        """
         return bool(self._slots) and all(
-            s["production"].current is not None for s in self._slots.values()
+            s["production"].current is not None or s["shadow"].current is not None
+            for s in self._slots.values()
         )
 
     def describe(self) -> Mapping[str, dict[str, str | None]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,11 @@ from bedside.serving.schema import FeatureSchema, FieldError, json_type, raise_f
 __all__ = ["Outcome", "PredictRequest", "parse_body", "parse_outcomes", "parse_predict"]
 
 _PREDICT_KEYS: Final = ("features", "records")
+_ATTRIBUTES: Final = "attributes"
+#: Most stratification attributes on one record, and the longest value.
+MAX_ATTRIBUTES: Final = 8
+MAX_ATTRIBUTE_CHARS: Final = 64
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _OUTCOME_KEYS: Final = frozenset({"request_id", "label", "time"})
 
 
@@ -58,18 +64,38 @@ def parse_body(body: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class PredictRequest:
-    """A checked prediction request: its rows in column order and their decoded records."""
+    """A checked prediction request: its rows in column order and their decoded records.
+
+    ``attributes`` holds each record's stratification attributes (``None`` when the request sent
+    none): logged for subgroup monitoring, never given to the model.
+    """
 
     rows: list[list[float]]
     records: list[dict[str, Any]]
     is_batch: bool
+    attributes: list[dict[str, str]] | None = None
 
 
-def parse_predict(payload: Any, schema: FeatureSchema, *, max_records: int) -> PredictRequest:
+def parse_predict(
+    payload: Any,
+    schema: FeatureSchema,
+    *,
+    max_records: int,
+    allowed_attributes: frozenset[str] = frozenset(),
+) -> PredictRequest:
     """Check a decoded predict body (``{"features": {…}}`` or ``{"records": [{…}, …]}``).
 
+    Either form may carry stratification attributes: ``"attributes": {…}`` beside ``features``,
+    or ``"attributes": [{…}, …]`` beside ``records`` (one object per record, same order).
+
+    Args:
+        allowed_attributes: the attribute names the version was assessed by (its fairness
+            ``stratify_by``); empty: any name (letters, digits, ``_``), at most
+            :data:`MAX_ATTRIBUTES` per record.
+
     Raises:
-        InvalidInput: listing every bad field of every record (``records[3].age``).
+        InvalidInput: listing every bad field of every record (``records[3].age``,
+            ``attributes[3].race``).
     """
     if type(payload) is not dict:
         raise_field_errors(
@@ -82,8 +108,20 @@ def parse_predict(payload: Any, schema: FeatureSchema, *, max_records: int) -> P
             if row is None:
                 raise_field_errors(errors)
             return PredictRequest(rows=[row], records=[features], is_batch=False)
+    attributes = payload.get(_ATTRIBUTES, _ABSENT)
+    if attributes is not _ABSENT:
+        checked = parse_predict(
+            {k: v for k, v in payload.items() if k != _ATTRIBUTES},
+            schema,
+            max_records=max_records,
+            allowed_attributes=allowed_attributes,
+        )
+        given = _check_attributes(attributes, checked, allowed_attributes)
+        return PredictRequest(checked.rows, checked.records, checked.is_batch, given)
     errors = [
-        FieldError(key, "'features' (one record) or 'records' (a batch)", "unknown field")
+        FieldError(
+            key, "'features' (one record) or 'records' (a batch), and 'attributes'", "unknown field"
+        )
         for key in payload
         if key not in _PREDICT_KEYS
     ]
@@ -119,6 +157,74 @@ def parse_predict(payload: Any, schema: FeatureSchema, *, max_records: int) -> P
     if errors:
         raise_field_errors(errors)
     return PredictRequest(rows=rows, records=records, is_batch=True)
+
+
+def _check_attributes(
+    value: Any, request: PredictRequest, allowed: frozenset[str]
+) -> list[dict[str, str]]:
+    """Check the ``attributes`` of a checked request; return one mapping per record."""
+    count = len(request.records)
+    errors: list[FieldError] = []
+    if not request.is_batch:
+        if type(value) is not dict:
+            raise_field_errors(
+                [FieldError(_ATTRIBUTES, "object of short strings", json_type(value))]
+            )
+        items = [(_ATTRIBUTES, value)]
+    else:
+        if type(value) is not list:
+            raise_field_errors(
+                [FieldError(_ATTRIBUTES, "array of objects, one per record", json_type(value))]
+            )
+        if len(value) != count:
+            raise_field_errors(
+                [
+                    FieldError(
+                        _ATTRIBUTES,
+                        f"array of {count} objects (one per record)",
+                        f"array of {len(value)}",
+                    )
+                ]
+            )
+        items = [(f"{_ATTRIBUTES}[{i}]", item) for i, item in enumerate(value)]
+    expected_key = (
+        "one of " + ", ".join(sorted(allowed))
+        if allowed
+        else f"a name (letters, digits, _; at most {MAX_ATTRIBUTE_CHARS} characters)"
+    )
+    for where, item in items:
+        if type(item) is not dict:
+            errors.append(FieldError(where, "object of short strings", json_type(item)))
+            continue
+        if len(item) > MAX_ATTRIBUTES:
+            errors.append(
+                FieldError(where, f"at most {MAX_ATTRIBUTES} attributes", f"{len(item)} attributes")
+            )
+        for key, text in item.items():
+            if not _NAME.fullmatch(key):
+                # The key is not echoed: it is not a name, so it may be a value.
+                errors.append(FieldError(where, expected_key, "a key that is not a name"))
+                continue
+            field = f"{where}.{key}"
+            if allowed and key not in allowed:
+                errors.append(FieldError(field, expected_key, "unknown attribute"))
+            if type(text) is not str:
+                errors.append(
+                    FieldError(
+                        field, f"string of 1 to {MAX_ATTRIBUTE_CHARS} characters", json_type(text)
+                    )
+                )
+            elif not 0 < len(text) <= MAX_ATTRIBUTE_CHARS:
+                errors.append(
+                    FieldError(
+                        field,
+                        f"string of 1 to {MAX_ATTRIBUTE_CHARS} characters",
+                        f"string of {len(text)} characters",
+                    )
+                )
+    if errors:
+        raise_field_errors(errors)
+    return [item for _, item in items]
 
 
 @dataclass(frozen=True, slots=True)
