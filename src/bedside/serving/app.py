@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 from fastapi import FastAPI, Request
@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bedside.errors import BedsideError, InvalidInput, StoreUnavailable
+from bedside.errors import AuthenticationFailed, BedsideError, InvalidInput, StoreUnavailable
 from bedside.serving.batching import Batcher
 from bedside.serving.handlers import PredictionHandlers, error_body
 from bedside.serving.inference_log import InferenceLog
@@ -36,7 +36,7 @@ from bedside.serving.metrics import CONTENT_TYPE, ServerMetrics
 from bedside.serving.models import ServedModels
 from bedside.serving.openapi import OUTCOMES_BODY, PREDICT_BODY, PREDICT_RESPONSES
 
-__all__ = ["PredictFastPath", "ServingSettings", "create_app"]
+__all__ = ["Background", "PredictFastPath", "ServingSettings", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ _JSON_HEADER: Final = (b"content-type", b"application/json")
 _PREFIX: Final = "/v1/models/"
 _SUFFIX: Final = "/predict"
 _STATUS_CODES: Final = {404: "not_found", 405: "method_not_allowed"}
+
+
+class Background(Protocol):
+    """A background task the server starts after start-up and stops at shutdown."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,9 @@ def create_app(
     metrics: ServerMetrics | None = None,
     close_log: bool = True,
     fast_path: bool = True,
+    platform: Any | None = None,
+    on_change: Callable[[], object] | None = None,
+    background: Sequence[Background] = (),
 ) -> FastAPI:
     """Return the prediction server app.
 
@@ -149,6 +160,12 @@ def create_app(
         close_log: close ``log`` when the server shuts down (after the last response).
         fast_path: answer predict in :class:`PredictFastPath`, before the router (the same
             handler either way; off only to compare or debug).
+        platform: a :class:`bedside.service.Platform`: adds the token-protected governance
+            endpoints (:mod:`bedside.serving.governance`) under ``/v1/governance``.
+        on_change: called after a governance call changed a deployment (e.g. re-read the
+            registry into ``models``, so this process serves the change at once).
+        background: started once the server has started (e.g. the registry watcher, the
+            monitoring scheduler) and stopped at shutdown, before the log closes.
     """
     settings = settings or ServingSettings()
     metrics = metrics or ServerMetrics()
@@ -180,7 +197,11 @@ def create_app(
         # request in flight — into a scan of recent objects only.
         gc.collect()
         gc.freeze()
+        for task in background:
+            task.start()
         yield
+        for task in background:
+            task.stop()
         await batcher.aclose()
         if close_log:
             await asyncio.to_thread(log.close)
@@ -197,6 +218,11 @@ def create_app(
     app.state.metrics = metrics
     app.state.batcher = batcher
     app.state.handlers = handlers
+    app.state.platform = platform
+    if platform is not None:
+        from bedside.serving.governance import governance_router
+
+        app.include_router(governance_router(platform, on_change=on_change))
     if fast_path:
         app.add_middleware(PredictFastPath, handlers=handlers)
     _install_error_handlers(app)
@@ -240,7 +266,11 @@ def create_app(
         described = dict(models.describe())
         if models.is_ready() and log.is_healthy:
             return _json(orjson.dumps({"ok": True, "models": described}))
-        reason = "the inference log is not writable" if not log.is_healthy else "no model loaded"
+        reason = (
+            "the inference log is not writable"
+            if not log.is_healthy
+            else "no version is deployed (bedside version deploy-shadow NAME@VERSION)"
+        )
         error = StoreUnavailable(f"Not ready: {reason}.", details={"models": described})
         return _json(error_body(error), error.http_status)
 
@@ -254,7 +284,10 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     async def bedside_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, BedsideError)
-        return _json(error_body(exc), exc.http_status)
+        response = _json(error_body(exc), exc.http_status)
+        if isinstance(exc, AuthenticationFailed):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bedside"'
+        return response
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

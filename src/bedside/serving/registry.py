@@ -19,6 +19,21 @@ from bedside.serving.schema import FeatureSchema
 logger = logging.getLogger(__name__)
 
 
+def stratification_attributes(evidence: dict[str, Any]) -> frozenset[str]:
+    """Return the attribute names a version was assessed by (its fairness gates' ``stratify_by``).
+
+    Intersections (``race×sex``) are not attributes a request sends; only plain names count.
+    """
+    names: set[str] = set()
+    results = [evidence.get("fairness"), *(evidence.get("fairness_by_gate") or {}).values()]
+    for result in results:
+        if isinstance(result, dict):
+            names.update(
+                a for a in result.get("attributes") or () if isinstance(a, str) and a.isidentifier()
+            )
+    return frozenset(names)
+
+
 def deployed(platform: Any, version: Any) -> DeployedModel:
     """Build the served form of a registered version."""
     evidence = version.evidence
@@ -28,6 +43,7 @@ def deployed(platform: Any, version: Any) -> DeployedModel:
         platform.load_version_model(version.ref),
         float(evidence["threshold"]),
         FeatureSchema.from_dicts(evidence["feature_schema"]),
+        stratification_attributes(evidence),
     )
 
 
@@ -49,7 +65,10 @@ def current_versions(platform: Any) -> dict[str, dict[str, Any]]:
 def sync(platform: Any, served: ServedModels) -> list[str]:
     """Make ``served`` hold what the registry says; return what changed (refs)."""
     changed = []
-    for name, roles in current_versions(platform).items():
+    wanted_now = current_versions(platform)
+    for name in served.names():  # a name whose versions were all retired keeps empty slots
+        wanted_now.setdefault(name, {"production": None, "shadow": None})
+    for name, roles in wanted_now.items():
         now = served.get(name)
         for index, role in enumerate(("production", "shadow")):
             version = roles[role]
