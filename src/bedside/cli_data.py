@@ -364,34 +364,76 @@ def serve(
         float,
         typer.Option(help="Seconds between registry checks (promotions and rollbacks hot-swap)."),
     ] = 5.0,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor/--no-monitor",
+            help="Run monitoring on schedule (each live version's drift_check_interval).",
+        ),
+    ] = True,
+    monitor_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between scheduled monitoring checks, overriding the pipeline's "
+            "drift_check_interval (for tests and demos).",
+            min=0.1,
+        ),
+    ] = None,
 ) -> None:
     """Serve the production model of every registered model (the shadow scores the same
     requests and is logged, never returned); every prediction is written to the encrypted
-    inference log before it is answered. OpenAPI docs at /docs.
+    inference log before it is answered. Governance endpoints (token) under /v1/governance;
+    OpenAPI docs at /docs.
     """
+    import logging
+
     from bedside.cli import state
     from bedside.service import Platform
-    from bedside.serving.app import create_app
+    from bedside.serving.app import Background, create_app
     from bedside.serving.inference_log import InferenceLog
     from bedside.serving.models import ServedModels
     from bedside.serving.registry import RegistryWatcher, current_versions, sync
+    from bedside.serving.scheduler import MonitorScheduler, monitoring_intervals, scheduled_check
     from bedside.serving.server import serve as run_server
 
     settings = state.load_settings()
     state.platform()  # fail here, with a clear error, if the project is not usable
     if not current_versions(state.platform()):
-        raise InvalidInput(
-            "No version is in production or shadow yet; deploy one first "
-            "(bedside version deploy-shadow NAME@VERSION)."
+        out.print(
+            "Warning: no version is in production or shadow yet; /readyz answers 503 until one "
+            "is deployed (bedside version deploy-shadow NAME@VERSION) — the server picks it up.",
+            markup=False,
         )
 
     def factory() -> object:
         platform = Platform.from_settings(settings)
         served = ServedModels()
         sync(platform, served)
-        RegistryWatcher(platform, served, interval=refresh).start()
+        background: list[Background] = [RegistryWatcher(platform, served, interval=refresh)]
+        if monitor:
+            check = scheduled_check(platform)
+            if check is None:
+                logging.getLogger("bedside.serve").warning(
+                    "scheduled monitoring is not available in this installation; run "
+                    "bedside monitor MODEL instead"
+                )
+            else:
+                background.append(
+                    MonitorScheduler(
+                        intervals=lambda: monitoring_intervals(platform),
+                        check=check,
+                        folder=settings.home / "serving",
+                        interval=monitor_interval,
+                    )
+                )
         log = InferenceLog.open(settings.home / "inference-log", key_ring=platform.keys)
-        return create_app(served, log)
+        return create_app(
+            served,
+            log,
+            platform=platform,
+            on_change=lambda: sync(platform, served),
+            background=background,
+        )
 
     out.print(
         f"Serving on http://{host}:{port} (docs: /docs); inference log "
