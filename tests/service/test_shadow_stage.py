@@ -17,16 +17,16 @@ from bedside.errors import InvalidTransition, PermissionDenied
 from bedside.service import Platform
 from bedside.serving.inference_log import InferenceLog, prediction_entry
 from bedside.shadow_stage import shadow_report
-from tests.support import PASSWORD, Clock, Team
+from tests.support import FOUNDING_PIPELINE, PASSWORD, Clock, Team
 
 MODEL = "sepsis-prediction"
 FEATURES = {"heart_rate_max_6h": 97.0, "lactate_max_6h": 1.4}
 
 
-def _approved(platform: Platform, team: Team, *, threshold: float) -> str:
+def _approved(platform: Platform, team: Team, *, threshold: float, model: str = MODEL) -> str:
     ref = platform.register_version(
         team.scientist,
-        MODEL,
+        model,
         run_id=f"run-{uuid.uuid4().hex[:6]}",
         evidence={"threshold": threshold},
     ).ref
@@ -46,12 +46,18 @@ def _promote(platform: Platform, team: Team, clock: Clock, ref: str) -> None:
 
 
 def _shadow(
-    request_id: str, version: str, threshold: float, p: float | None, error: str | None = None
+    request_id: str,
+    version: str,
+    threshold: float,
+    p: float | None,
+    error: str | None = None,
+    *,
+    model: str = MODEL,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "kind": "shadow",
         "request_id": request_id,
-        "model": MODEL,
+        "model": model,
         "version": version,
         "threshold": threshold,
     }
@@ -73,6 +79,7 @@ def _traffic(
     skipped: int = 0,
     missing: int = 0,
     seed: int = 3,
+    model: str = MODEL,
 ) -> None:
     """Log ``n`` requests scored by the shadow (and production, when given) as the server would."""
     assert platform.home is not None
@@ -89,7 +96,7 @@ def _traffic(
         entry = prediction_entry(
             request_id=rid,
             received=now - 60 * i,
-            model=MODEL,
+            model=model,
             version=production or "",
             threshold=0.5,
             inputs=FEATURES,
@@ -101,13 +108,15 @@ def _traffic(
             entry.update(version=None, threshold=None, probability=None, decision=None)
         predictions.append(entry)
         if i < n:
-            shadows.append(_shadow(rid, shadow, 0.5, p_shadow))
+            shadows.append(_shadow(rid, shadow, 0.5, p_shadow, model=model))
             if i < labelled:
                 outcomes.append((rid, label))
         elif i < n + errors:
-            shadows.append(_shadow(rid, shadow, 0.5, None, error="ValueError"))
+            shadows.append(_shadow(rid, shadow, 0.5, None, error="ValueError", model=model))
         elif i < n + errors + skipped:
-            shadows.append(_shadow(rid, shadow, 0.5, None, error="skipped: shadow queue full"))
+            shadows.append(
+                _shadow(rid, shadow, 0.5, None, error="skipped: shadow queue full", model=model)
+            )
     log = InferenceLog.open(platform.home / "inference-log", key_ring=platform.keys)
     try:
         log.append_sync(predictions)
@@ -244,3 +253,31 @@ def test_shadow_report_is_refused_for_a_version_not_in_shadow_or_a_disabled_user
     with pytest.raises(PermissionDenied):
         shadow_report(platform, team.auditor, ref)
     assert "shadow_report" not in platform.get_version(ref).evidence
+
+
+def test_auto_promote_promotes_only_after_a_passing_report(
+    platform: Platform, team: Team, clock: Clock, tmp_path: Path
+) -> None:
+    platform.home = tmp_path
+    model = f"sepsis-{uuid.uuid4().hex[:8]}"
+    text = FOUNDING_PIPELINE.read_text(encoding="utf-8")
+    text = text.replace(
+        "  name: sepsis-prediction-pipeline\n",
+        f"  name: sepsis-prediction-pipeline\n  model_name: {model}\n",
+        1,
+    ).replace("auto_promote: false", "auto_promote: true")
+    assert "auto_promote: true" in text
+    platform.register_pipeline(team.admin, content=text)
+    ref = _approved(platform, team, threshold=0.5, model=model)
+    platform.transition(team.engineer, ref, Action.DEPLOY_SHADOW)
+    clock.advance(days=14, seconds=1)
+    with pytest.raises(InvalidTransition, match="shadow report has not passed"):
+        platform.transition(team.engineer, ref, Action.PROMOTE)
+    _traffic(platform, n=100, production=None, shadow="1", errors=5, model=model)
+    assert shadow_report(platform, team.engineer, ref, n_boot=0)["passed"] is False
+    with pytest.raises(InvalidTransition, match="shadow report has not passed"):
+        platform.transition(team.engineer, ref, Action.PROMOTE)
+    _traffic(platform, n=400, production=None, shadow="1", model=model, seed=4)
+    assert shadow_report(platform, team.engineer, ref, n_boot=0)["passed"] is True  # 5 in 505
+    promoted = platform.transition(team.engineer, ref, Action.PROMOTE)
+    assert promoted.state is VersionState.PRODUCTION
