@@ -122,8 +122,12 @@ def running_server(
     log_folder: Path | None = None,
     configure: Callable[[InferenceLog], None] | None = None,
     fast_path: bool = True,
+    **app_options: Any,
 ) -> Iterator[RunningServer]:
-    """Serve ``models`` on a free 127.0.0.1 port in a thread; stop it (gracefully) afterwards."""
+    """Serve ``models`` on a free 127.0.0.1 port in a thread; stop it (gracefully) afterwards.
+
+    ``app_options`` go to :func:`create_app` (e.g. ``platform=`` for the governance endpoints).
+    """
     if keys is None:
         keys = KeyRing(tmp / "keys")
         keys.create()
@@ -131,7 +135,9 @@ def running_server(
     log = InferenceLog.open(folder, key_ring=keys)
     if configure is not None:
         configure(log)
-    app = create_app(models, log, settings or ServingSettings(), fast_path=fast_path)
+    app = create_app(
+        models, log, settings or ServingSettings(), fast_path=fast_path, **app_options
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn_config(lambda: app, port=port))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)

@@ -232,6 +232,7 @@ def governance_history(
 
 def governance_monitor(platform: Any, actor: User, name: str) -> dict[str, Any]:
     """Run the monitoring check of ``name`` now; return its summary."""
+    _check(platform, actor, Permission.READ_METRICS, "model", name)  # before any other check
     return {"ok": True, "result": platform.monitor(actor, name)}
 
 
