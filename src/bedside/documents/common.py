@@ -57,6 +57,11 @@ def card(ev: Evidence, key: str, label: str, *, doc_key: str = "") -> Entry:
     return Entry(label, fmt(value), SRC_CARD.format(key=f"model_card.{key}"), doc_key)
 
 
+def duration(value: Any) -> str:
+    """Return a pipeline-file duration as words (``2_days`` → ``2 days``)."""
+    return str(value).replace("_", " ")
+
+
 def n(value: Any) -> str:
     """Return a count or a dash."""
     return "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
@@ -87,7 +92,7 @@ def output_text(ev: Evidence) -> str | None:
     return join_lines(
         [
             f"A probability (0–1) that the outcome '{label}' occurs"
-            + (f" within {horizon}" if horizon else "")
+            + (f" within {duration(horizon)}" if horizon else "")
             + " after the prediction time.",
             f"An alert when the probability is at or above the operating threshold: {threshold}."
             if threshold
@@ -140,7 +145,7 @@ def label_text(ev: Evidence) -> str | None:
         return None
     return (
         f"'{label.get('name')}' defined as {label.get('definition')}, "
-        f"within {label.get('horizon')} after the prediction time."
+        f"within {duration(label.get('horizon'))} after the prediction time."
     )
 
 
@@ -203,13 +208,7 @@ def demographic_inputs(ev: Evidence) -> str | None:
 def dataset_text(ev: Evidence) -> str | None:
     counts = ev.dataset.get("counts")
     if not isinstance(counts, dict):
-        training = ev.training
-        if training.get("n_train") is None:
-            return None
-        return (
-            f"Training split: {n(training.get('n_train'))} rows, "
-            f"{n(training.get('n_train_events'))} events."
-        )
+        return None
     lines = []
     for split in ("all", "train", "validation", "test"):
         c = counts.get(split)
@@ -487,7 +486,7 @@ def deployment_text(ev: Evidence) -> str | None:
         return None
     return (
         f"Strategy {d.get('strategy')}: the version first runs in shadow (predictions logged, "
-        f"not shown) for {d.get('shadow_duration')}; "
+        f"not shown) for {duration(d.get('shadow_duration'))}; "
         + ("promoted automatically" if d.get("auto_promote") else "promotion is manual")
         + f" and needs a promotion signature from: {', '.join(d.get('promotion_roles') or [])}. "
         "Rollback to the previous production version is one command (bedside rollback)."
@@ -510,7 +509,8 @@ def monitoring_plan(ev: Evidence) -> str | None:
         return None
     return join_lines(
         [
-            f"Drift check every {m.get('drift_check_interval')} over a {m.get('window')} window "
+            f"Drift check every {duration(m.get('drift_check_interval'))} over a "
+            f"{duration(m.get('window'))} window "
             "of the inference log.",
             f"Performance ({m.get('performance_metric')}) alert below "
             f"{m.get('accuracy_alert_threshold')} once outcomes are known."

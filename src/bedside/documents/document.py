@@ -160,7 +160,8 @@ def _md_cell(value: Any) -> str:
 def _md_text(value: Any) -> str:
     """Return free text for Markdown: a line starting with '#' must not become a heading."""
     lines = str(value).splitlines()
-    return "\n".join("\\" + line if line.lstrip().startswith("#") else line for line in lines)
+    # Two trailing spaces keep each recorded line on its own line (a Markdown hard break).
+    return "  \n".join("\\" + line if line.lstrip().startswith("#") else line for line in lines)
 
 
 def _context(document: Document) -> dict[str, Any]:

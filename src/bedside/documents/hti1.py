@@ -214,7 +214,7 @@ def build(ev: Evidence) -> Document:
             (
                 f"Subgroup metrics over {', '.join(fairness_spec.get('stratify_by') or [])} are "
                 f"recomputed at each monitoring check (every "
-                f"{monitoring.get('drift_check_interval')})."
+                f"{c.duration(monitoring.get('drift_check_interval'))})."
             )
             if isinstance(fairness_spec, dict) and monitoring
             else None,
@@ -225,7 +225,7 @@ def build(ev: Evidence) -> Document:
         (c.retraining_text(ev), p.format(where="monitoring.retraining_trigger")),
         (
             (
-                f"Checked every {monitoring.get('drift_check_interval')}; an alert is raised "
+                f"Checked every {c.duration(monitoring.get('drift_check_interval'))}; an alert is raised "
                 f"at the first check that finds a breach, and retraining when "
                 f"`{monitoring.get('retraining_trigger')}` holds."
             )
