@@ -416,6 +416,31 @@ _transition_command(
 )
 
 
+@version_app.command("shadow-report")
+def version_shadow_report(
+    ref: Annotated[str, typer.Argument(help="The version in shadow, as NAME@VERSION.")],
+    user: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Write the shadow report (agreement with production, score distributions, would-be alerts,
+    performance of both where outcomes arrived) and record its verdict: the evidence a promotion
+    signature binds to.
+    """
+    platform, actor = _session(user, password_stdin)
+    result = platform.shadow_report(actor, ref)
+    summary = result["summary"]
+    out.print(
+        f"{ref}: shadow report {'PASSED' if result['passed'] else 'FAILED'} "
+        f"({summary.get('scored', 0):,} requests scored by the shadow)",
+        markup=False,
+    )
+    for outcome in result["outcomes"]:
+        observed = f" — {outcome['observed']}" if outcome.get("observed") else ""
+        out.print(f"  {outcome['status']:<13} {outcome['rule']}{observed}", markup=False)
+    out.print(f"  report: {result['html']}", markup=False)
+    out.print(f"  data:   {result['json']} (sha256 {result['sha256'][:16]}…)", markup=False)
+
+
 @app.command()
 def rollback(
     model: Annotated[str, typer.Argument(help="The registered model name.")],

@@ -1469,6 +1469,18 @@ class Platform:
 
     # -- status --------------------------------------------------------------------------------
 
+    def shadow_report(self, actor: User, ref: str) -> dict[str, Any]:
+        """Write the shadow report of a version in shadow; record its verdict as evidence.
+
+        Agreement with production, score distributions, would-be alerts and — where outcomes
+        arrived — the performance of both on the same cases (:mod:`bedside.shadow_stage`). The
+        verdict (``evidence["shadow_report"]["passed"]``) is what the promotion signature binds to
+        and what ``auto_promote`` needs.
+        """
+        from bedside.shadow_stage import shadow_report
+
+        return shadow_report(self, actor, ref)
+
     def status(self) -> list[ModelStatus]:
         """Return every model with its versions and what each version's sign-off still needs."""
         out = []
