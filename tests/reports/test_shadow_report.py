@@ -20,7 +20,7 @@ DAY = 86400.0
 SENTINEL = 0.987654321  # one request's shadow score: it must never reach a report
 
 
-def _data(*, shadow_alone: bool = False, labelled: bool = True) -> dict[str, Any]:
+def _data(*, shadow_alone: bool = False, labelled: bool = True, errors: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     n = 240
     y = rng.integers(0, 2, n).astype(float)
@@ -41,9 +41,9 @@ def _data(*, shadow_alone: bool = False, labelled: bool = True) -> dict[str, Any
         production_threshold=None if shadow_alone else 0.5,
         period_start=0.0,
         period_end=3 * DAY,
-        errors=1,
+        errors=errors,
         skipped=2,
-        error_kinds={"ValueError": 1},
+        error_kinds={"ValueError": errors},
         criteria=ShadowCriteria(),
         n_boot=100,
     )
@@ -102,10 +102,13 @@ def test_shadow_report_holds_no_request_level_score(
         assert "0.9876" not in text and str(SENTINEL) not in text
 
 
-def test_shadow_alone_report_says_agreement_is_not_applicable() -> None:
-    html = render_shadow_html(_data(shadow_alone=True))
+def test_shadow_alone_report_says_agreement_is_not_applicable_and_names_failures() -> None:
+    data = _data(shadow_alone=True, errors=5)  # 5 errors in 245 attempts: over 1 %
+    assert data["verdict"]["passed"] is False
+    html = render_shadow_html(data)
     assert "not applicable" in html and "no production version (shadow alone)" in html
     assert len(_images(html)) == 3  # no joint-score figure without production
+    assert "Failed" in html and "max_error_rate did not hold" in html
     assert "not evaluated" in html
 
 
@@ -115,14 +118,3 @@ def test_report_without_outcomes_says_performance_is_not_yet_available() -> None
     assert "Not yet available" in html and "no outcome has arrived" in html
     assert len(_images(html)) == 3  # no performance figure
     assert data["verdict"]["not_evaluated"] == ["auroc_non_inferior"]
-
-
-def test_a_failed_report_names_the_failed_criterion() -> None:
-    data = _data()
-    data["verdict"] = {**data["verdict"], "passed": False}
-    data["verdict"]["outcomes"] = [
-        {**o, "status": "fail"} if o["name"] == "max_error_rate" else o
-        for o in data["verdict"]["outcomes"]
-    ]
-    html = render_shadow_html(data)
-    assert "Failed" in html and "max_error_rate did not hold" in html
