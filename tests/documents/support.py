@@ -94,7 +94,11 @@ def signed_version(
     gates = {name for g in spec.validation.gates for name, v in g if v is not None}
     for gate in (g for g in run["gates"] if g["gate"] in gates):
         platform.record_gate_result(
-            scientist, version.ref, gate=gate["gate"], passed=gate["passed"], details=gate["details"]
+            scientist,
+            version.ref,
+            gate=gate["gate"],
+            passed=gate["passed"],
+            details=gate["details"],
         )
     platform.validate_version(engineer, version.ref)
     for username in reviewers:

@@ -40,7 +40,13 @@ STANDARD = (
 )
 
 _USEFULNESS: Final = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "net_benefit")
-_SAFETY: Final = ("brier", "ece", "calibration_slope", "calibration_intercept", "false_positive_rate")
+_SAFETY: Final = (
+    "brier",
+    "ece",
+    "calibration_slope",
+    "calibration_intercept",
+    "false_positive_rate",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +148,7 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
                     Entry(
                         "Release version",
                         f"{ev.version}"
-                        + (
-                            f" (pipeline file {ev.pipeline.get('version')})" if ev.pipeline else ""
-                        ),
+                        + (f" (pipeline file {ev.pipeline.get('version')})" if ev.pipeline else ""),
                         "the registry",
                     ),
                 ),
@@ -165,9 +169,7 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
                     "Summary",
                     Entry(
                         "Summary",
-                        join_lines(
-                            [fmt(ev.pipeline.get("description")), c.output_text(ev)]
-                        ),
+                        join_lines([fmt(ev.pipeline.get("description")), c.output_text(ev)]),
                         p.format(where="pipeline.description") + " and the training evidence",
                     ),
                 ),
@@ -206,13 +208,19 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
         (
             "Warnings",
             [
-                ("KnownRisksAndLimitations", c.card(ev, "limitations", "Known risks and limitations")),
+                (
+                    "KnownRisksAndLimitations",
+                    c.card(ev, "limitations", "Known risks and limitations"),
+                ),
                 (
                     "KnownBiasesOrEthicalConsiderations",
                     Entry(
                         "Known biases or ethical considerations",
                         join_lines(
-                            [fmt(ev.model_card.get("ethical_considerations")), c.fairness_summary(ev)]
+                            [
+                                fmt(ev.model_card.get("ethical_considerations")),
+                                c.fairness_summary(ev),
+                            ]
                         ),
                         "model_card.ethical_considerations and the fairness gate",
                     ),
@@ -232,7 +240,11 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
             [
                 (
                     "OutcomesAndOutputs",
-                    Entry("Outcomes and outputs", c.output_text(ev), c.SRC_EVIDENCE.format(where="label")),
+                    Entry(
+                        "Outcomes and outputs",
+                        c.output_text(ev),
+                        c.SRC_EVIDENCE.format(where="label"),
+                    ),
                 ),
                 (
                     "ModelType",
@@ -252,9 +264,7 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
                         "Output and input data types",
                         join_lines(
                             [
-                                "Input: " + c.features_text(ev).replace("\n", "; ")
-                                if c.features_text(ev)
-                                else None,
+                                "Input: " + str(c.features_text(ev)).replace("\n", "; "),
                                 "Output: probability of the outcome (0–1) and an alert flag.",
                             ]
                         )
@@ -354,7 +364,11 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
                 next((g.get("summary") for g in ev.gates if g.get("gate") == "statistical"), None),
                 c.SRC_GATES,
             ),
-            Entry("Test type", "Internal validation, temporal hold-out" if ev.gates else None, c.SRC_GATES),
+            Entry(
+                "Test type",
+                "Internal validation, temporal hold-out" if ev.gates else None,
+                c.SRC_GATES,
+            ),
             test_data,
             process,
         ),
@@ -397,7 +411,11 @@ def _structure(ev: Evidence) -> tuple[list[tuple[str, list[tuple[str, Entry]]]],
                 c.shadow_text(ev),
                 "the shadow report recorded before promotion",
             ),
-            Entry("Test type", "Calibration on the test split" if ev.evaluation else None, c.SRC_EVAL.format(split="test")),
+            Entry(
+                "Test type",
+                "Calibration on the test split" if ev.evaluation else None,
+                c.SRC_EVAL.format(split="test"),
+            ),
             test_data,
             process,
         ),
@@ -452,9 +470,7 @@ def build_xml(ev: Evidence) -> str:
         ET.SubElement(element, q("Interpretation")).text = _text(metric.interpretation)
         ET.SubElement(element, q("TestType")).text = _text(metric.test_type)
         ET.SubElement(element, q("TestingDataDescription")).text = _text(metric.data)
-        ET.SubElement(element, q("ValidationProcessAndJustification")).text = _text(
-            metric.process
-        )
+        ET.SubElement(element, q("ValidationProcessAndJustification")).text = _text(metric.process)
     add(root, "Resources")
     ET.SubElement(root, q("Bibliography")).text = _bibliography(ev)
     ET.indent(root)
@@ -510,7 +526,13 @@ def build(ev: Evidence) -> Document:
                     "Results",
                     ("Metric", "Estimate (CI)"),
                     tuple(
-                        (label, fmt_estimate(value, ev.evaluation.get("test", {}).get("confidence_level")) or "—")
+                        (
+                            label,
+                            fmt_estimate(
+                                value, ev.evaluation.get("test", {}).get("confidence_level")
+                            )
+                            or "—",
+                        )
                         for label, value in metric.results
                     ),
                     c.SRC_EVAL.format(split="test"),

@@ -76,8 +76,10 @@ def model_type(ev: Evidence) -> str | None:
         return None
     params = ev.training.get("params") or {}
     shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{estimator}" + (f" ({shown})" if shown else "") + (
-        f"; seed {ev.training['seed']}" if "seed" in ev.training else ""
+    return (
+        f"{estimator}"
+        + (f" ({shown})" if shown else "")
+        + (f"; seed {ev.training['seed']}" if "seed" in ev.training else "")
     )
 
 

@@ -50,13 +50,14 @@ def build(ev: Evidence) -> Document:
                 ),
                 Entry(
                     "Software versions",
-                    f"bedside {ev.bedside_version}; " + (c.lineage_text(ev) or "").replace("\n", "; "),
+                    f"bedside {ev.bedside_version}; "
+                    + (c.lineage_text(ev) or "").replace("\n", "; "),
                     "the registry and lineage",
                 ),
                 Entry(
                     "Interaction with other systems",
-                    c.source_text(ev) and f"Reads EHR data: {c.source_text(ev)}; answers over HTTP "
-                    "(bedside serve).",
+                    c.source_text(ev)
+                    and f"Reads EHR data: {c.source_text(ev)}; answers over HTTP (bedside serve).",
                     c.SRC_MANIFEST.format(where="source"),
                 ),
                 Entry(
@@ -74,7 +75,11 @@ def build(ev: Evidence) -> Document:
         Section(
             HEADINGS[1],
             (
-                Entry("Methods and design choices", c.model_type(ev), c.SRC_EVIDENCE.format(where="estimator")),
+                Entry(
+                    "Methods and design choices",
+                    c.model_type(ev),
+                    c.SRC_EVIDENCE.format(where="estimator"),
+                ),
                 Entry(
                     "Data requirements and provenance",
                     join_lines(
@@ -109,7 +114,8 @@ def build(ev: Evidence) -> Document:
                 Entry(
                     "Cybersecurity measures",
                     (
-                        f"Encrypted model and data files ({ev.stage('training').get('encryption')}), "
+                        "Encrypted model and data files "
+                        f"({ev.stage('training').get('encryption')}), "
                         "HMAC-sealed e-signatures, hash-chained audit ledger, role-based access."
                     )
                     if ev.stage("training").get("encryption")
@@ -184,7 +190,11 @@ def build(ev: Evidence) -> Document:
         Section(
             HEADINGS[8],
             (
-                Entry("Post-market monitoring plan", c.monitoring_plan(ev), p.format(where="monitoring")),
+                Entry(
+                    "Post-market monitoring plan",
+                    c.monitoring_plan(ev),
+                    p.format(where="monitoring"),
+                ),
                 Entry("Monitoring results", c.monitoring_results(ev), c.SRC_LOCAL),
                 Entry(
                     "Logging (Art. 12)",

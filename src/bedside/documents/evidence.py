@@ -90,9 +90,10 @@ def utc_text(moment: datetime | str) -> str:
     """Return a time as ``YYYY-MM-DD HH:MM:SS UTC`` (how documents show every time)."""
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment)
+            parsed = datetime.fromisoformat(moment)
         except ValueError:
             return moment
+        moment = parsed
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

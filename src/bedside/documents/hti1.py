@@ -36,8 +36,7 @@ CATEGORIES: Final = (
             "Intended use",
             "Intended patient population(s)",
             "Intended user(s)",
-            "Intended decision-making role (e.g., informs, augments, replaces clinical "
-            "management)",
+            "Intended decision-making role (e.g., informs, augments, replaces clinical management)",
         ),
     ),
     (
@@ -225,8 +224,8 @@ def build(ev: Evidence) -> Document:
         (c.retraining_text(ev), p.format(where="monitoring.retraining_trigger")),
         (
             (
-                f"Checked every {c.duration(monitoring.get('drift_check_interval'))}; an alert is raised "
-                f"at the first check that finds a breach, and retraining when "
+                f"Checked every {c.duration(monitoring.get('drift_check_interval'))}; an alert "
+                f"is raised at the first check that finds a breach, and retraining when "
                 f"`{monitoring.get('retraining_trigger')}` holds."
             )
             if monitoring.get("retraining_trigger")

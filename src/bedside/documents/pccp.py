@@ -51,7 +51,11 @@ def build(ev: Evidence) -> Document:
         Section(
             "1. Description of modifications",
             (
-                Entry("Planned modification(s)", modification, p.format(where="monitoring.retraining_trigger")),
+                Entry(
+                    "Planned modification(s)",
+                    modification,
+                    p.format(where="monitoring.retraining_trigger"),
+                ),
                 Entry(
                     "Rationale",
                     "Keep performance as patients, practice and data drift over time "
@@ -96,7 +100,8 @@ def build(ev: Evidence) -> Document:
                         [
                             c.source_text(ev) and f"Source: {c.source_text(ev)}.",
                             c.cohort_text(ev),
-                            c.label_text(ev) and f"Reference standard (outcome): {c.label_text(ev)}",
+                            c.label_text(ev)
+                            and f"Reference standard (outcome): {c.label_text(ev)}",
                             c.split_text(ev),
                             c.deid_text(ev),
                             c.quality_text(ev),
