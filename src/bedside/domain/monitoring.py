@@ -64,8 +64,9 @@ WITHHELD: Final = "withheld"
 MAX_EQUAL_BUCKETS: Final = 12
 #: Window-length buckets kept (the newest); older predictions are left out of the series.
 MAX_WINDOW_BUCKETS: Final = 52
-#: Equal-time buckets hold on average at least this many records.
-MIN_ROWS_PER_BUCKET: Final = 20
+#: Equal-time buckets hold on average at least this many records: below a few hundred rows the
+#: distance tests (normed Wasserstein ≥ 0.1) flag drift from sampling noise alone.
+MIN_ROWS_PER_BUCKET: Final = 200
 SCORE_QUANTILES: Final = (0.1, 0.25, 0.5, 0.75, 0.9)
 SCORE_BINS: Final = 10
 #: Metrics monitored overall (point estimate and interval), in report order.
