@@ -30,6 +30,7 @@ def test_environment_overrides_the_project_file(tmp_path: Path) -> None:
         ({"BEDSIDE_LOCKOUT_THRESHOLD": "five"}, "BEDSIDE_LOCKOUT_THRESHOLD .* Not a valid int"),
         ({"BEDSIDE_LOG_JSON": "maybe"}, "Not a valid bool"),
         ({"BEDSIDE_LOG_LEVEL": "LOUD"}, "Expected one of DEBUG"),
+        ({"BEDSIDE_ALERT_WEBHOOK_URL": "hooks.local/x"}, "ALERT_WEBHOOK_URL .* Expected an http"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
@@ -52,3 +53,9 @@ def test_broken_project_file_is_an_error(tmp_path: Path) -> None:
 def test_passwords_in_urls_are_masked(tmp_path: Path) -> None:
     s = Settings.load({"BEDSIDE_DATABASE_URL": "postgresql+psycopg://u:s3cret@db/x"}, home=tmp_path)
     assert "s3cret" not in repr(s) and "u:***@db" in repr(s)
+
+
+def test_alert_webhook_url_is_optional_and_read_from_the_environment(tmp_path: Path) -> None:
+    assert Settings.load({}, home=tmp_path).alert_webhook_url is None
+    s = Settings.load({"BEDSIDE_ALERT_WEBHOOK_URL": "https://hooks.local/b"}, home=tmp_path)
+    assert s.alert_webhook_url == "https://hooks.local/b"

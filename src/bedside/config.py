@@ -24,7 +24,7 @@ class SettingSpec:
     """One setting: its name, environment variable, kind and help text."""
 
     name: str
-    kind: str  # "str" | "path" | "bool" | "int" | "level"
+    kind: str  # "str" | "path" | "bool" | "int" | "level" | "url"
     help: str
 
     @property
@@ -68,6 +68,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "int",
         "Failed password attempts before an account is locked (21 CFR 11.300(d)). Default: 5.",
     ),
+    SettingSpec(
+        "alert_webhook_url",
+        "url",
+        "Where monitoring alerts are POSTed as JSON (http or https; no patient data is sent). "
+        "Default: none (alerts are recorded in the ledger and logged only).",
+    ),
 )
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -96,6 +102,7 @@ class Settings:
     log_level: str = "WARNING"
     log_json: bool = False
     lockout_threshold: int = 5
+    alert_webhook_url: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
@@ -177,6 +184,7 @@ class Settings:
             log_level=values.get("log_level", "WARNING"),
             log_json=values.get("log_json", False),
             lockout_threshold=values.get("lockout_threshold", 5),
+            alert_webhook_url=values.get("alert_webhook_url"),
             sources=sources,
         )
 
@@ -206,6 +214,15 @@ def _cast(spec: SettingSpec, value: Any, source: str) -> Any:
         if number < 1:
             raise ConfigError(f"{where} has value {value!r}. Expected a whole number ≥ 1.")
         return number
+    if spec.kind == "url":
+        text = str(value).strip() if isinstance(value, str) else ""
+        scheme, _, rest = text.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or any(c.isspace() for c in text):
+            raise ConfigError(
+                f"{where} has value {_mask_url(text) if text else value!r}. Expected an http:// "
+                "or https:// URL, such as https://alerts.hospital.internal/bedside."
+            )
+        return text
     if spec.kind == "level":
         text = str(value).strip().upper()
         if text not in _LEVELS:
