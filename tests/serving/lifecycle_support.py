@@ -81,5 +81,7 @@ def to_production(platform: Platform, team: Team, clock: Clock, home: Path) -> M
     write_artifacts(platform, version)
     platform.transition(team.engineer, version.ref, Action.DEPLOY_SHADOW)
     clock.advance(days=14, seconds=1)
-    platform.sign("cora", PASSWORD, version.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION)
+    platform.sign(
+        "cora", PASSWORD, version.ref, meaning=Meaning.APPROVED, purpose=Purpose.PROMOTION
+    )
     return platform.transition(team.engineer, version.ref, Action.PROMOTE)

@@ -135,9 +135,7 @@ def running_server(
     log = InferenceLog.open(folder, key_ring=keys)
     if configure is not None:
         configure(log)
-    app = create_app(
-        models, log, settings or ServingSettings(), fast_path=fast_path, **app_options
-    )
+    app = create_app(models, log, settings or ServingSettings(), fast_path=fast_path, **app_options)
     port = free_port()
     server = uvicorn.Server(uvicorn_config(lambda: app, port=port))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
