@@ -916,6 +916,18 @@ def build_router(platform: Platform) -> APIRouter:
                     message=exc.message,
                     permission=str(exc.details.get("permission", "")),
                 )
+            except Exception as exc:  # a fault of ours: an HTML page, the type logged (no values)
+                logger.error("dashboard %s failed: %s", request.url.path, type(exc).__name__)
+                logger.debug("traceback of the dashboard error", exc_info=exc)
+                return dash.render(
+                    request,
+                    "error.html",
+                    None,
+                    status=500,
+                    title="Something went wrong",
+                    message="The dashboard could not show this page; see the server log.",
+                    permission="",
+                )
 
         router.add_api_route(path, endpoint, methods=[method], response_class=HTMLResponse)
 
