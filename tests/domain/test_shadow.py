@@ -218,3 +218,24 @@ def test_criteria_are_validated() -> None:
         ShadowCriteria(min_scored=-1)
     with pytest.raises(InvalidInput, match="max_error_rate"):
         ShadowCriteria(max_error_rate=2.0)
+
+
+def test_a_period_without_traffic_fails_for_too_few_requests_and_evaluates_nothing_else() -> None:
+    result = _compare(
+        shadow_probability=[],
+        production_probability=[],
+        production_decision=[],
+        labels=[],
+        received=[],
+        criteria=ShadowCriteria(),
+    )
+    assert result.agreement == {
+        "applicable": False,
+        "reason": "not applicable: the shadow has scored no request yet",
+    }
+    assert result.distributions["shadow"] is None and result.alerts["shadow"] is None
+    assert [(o.name, o.status) for o in result.outcomes] == [
+        ("min_scored", "fail"),
+        ("max_error_rate", "not evaluated"),
+        ("auroc_non_inferior", "not evaluated"),
+    ]

@@ -118,3 +118,20 @@ def test_report_without_outcomes_says_performance_is_not_yet_available() -> None
     assert "Not yet available" in html and "no outcome has arrived" in html
     assert len(_images(html)) == 3  # no performance figure
     assert data["verdict"]["not_evaluated"] == ["auroc_non_inferior"]
+
+
+def test_a_report_of_an_empty_period_renders() -> None:
+    result = compare_shadow(
+        shadow_probability=[],
+        production_probability=[],
+        production_decision=[],
+        labels=[],
+        received=[],
+        shadow_threshold=0.5,
+        production_threshold=None,
+        period_start=0.0,
+        period_end=DAY,
+    )
+    data = {**_data(), **result.to_dict()}
+    html = render_shadow_html(data)
+    assert "the shadow has scored no request yet" in html and "min_scored did not hold" in html

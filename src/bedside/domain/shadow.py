@@ -226,13 +226,17 @@ def _agreement(
     production_alert: npt.NDArray[np.bool_],
     shadow_p: FloatArray,
     shadow_alert: npt.NDArray[np.bool_],
+    *,
+    scored: int,
 ) -> dict[str, Any]:
     n = len(shadow_p)
     if n == 0:
         return {
             "applicable": False,
             "reason": "not applicable: no production version scored the requests the shadow "
-            "scored (shadow alone), so there is nothing to agree with",
+            "scored (shadow alone), so there is nothing to agree with"
+            if scored
+            else "not applicable: the shadow has scored no request yet",
         }
     kappa, kappa_reason = cohen_kappa(production_alert, shadow_alert)
     pearson, pearson_reason = _correlation(production_p, shadow_p)
@@ -513,7 +517,7 @@ def compare_shadow(
     return ShadowResult(
         counts=counts,
         agreement=_agreement(
-            production_p[both], production_alert, shadow_p[both], shadow_alert[both]
+            production_p[both], production_alert, shadow_p[both], shadow_alert[both], scored=scored
         ),
         distributions={
             "bins": HISTOGRAM_BINS,

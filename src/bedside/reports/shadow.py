@@ -62,6 +62,11 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _legend(ax: Any, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # an empty period draws no series
+        ax.legend(fontsize=8, frameon=False, **kwargs)
+
+
 def _style(ax: Any) -> None:
     ax.grid(color=_FAINT)
     ax.set_axisbelow(True)
@@ -91,7 +96,7 @@ def distributions_figure(data: Mapping[str, Any]) -> str:
     ax.set(xlim=(0, 1), xlabel="predicted probability (dotted: each version's threshold)")
     ax.set_ylabel("share of requests")
     ax.set_title("Score distributions", fontsize=11)
-    ax.legend(fontsize=8, frameon=False)
+    _legend(ax)
     _style(ax)
     return _png(fig)
 
@@ -132,7 +137,7 @@ def alerts_figure(data: Mapping[str, Any]) -> str:
             ax.bar([d + offset for d in days], found["daily"], width, color=colour, label=label)
     ax.set(xlabel="day of the shadow period", ylabel="alerts")
     ax.set_title("Alerts per day", fontsize=11)
-    ax.legend(fontsize=8, frameon=False)
+    _legend(ax)
     _style(ax)
     return _png(fig)
 
@@ -157,7 +162,7 @@ def performance_figure(data: Mapping[str, Any]) -> str:
     ax.set_yticks(range(len(SHADOW_METRICS)), labels=[_METRIC_LABELS[m] for m in SHADOW_METRICS])
     ax.set(xlim=(0, 1), ylim=(len(SHADOW_METRICS) - 0.5, -0.5), xlabel="value (line: interval)")
     ax.set_title("Performance on the same labelled requests", fontsize=11)
-    ax.legend(fontsize=8, frameon=False, loc="lower left")
+    _legend(ax, loc="lower left")
     _style(ax)
     return _png(fig)
 
