@@ -41,13 +41,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cli_has_serve() -> bool:
-    from bedside.cli import app
+def _serve_has_dashboard() -> bool:
+    """Whether ``bedside serve`` mounts the dashboard yet (until it does, use the stand-in)."""
+    import inspect
 
-    return any(
-        (command.name or getattr(command.callback, "__name__", "")) == "serve"
-        for command in app.registered_commands
-    )
+    from bedside import cli_data
+    from bedside.serving import app
+
+    return any("mount_dashboard" in inspect.getsource(m) for m in (cli_data, app))
 
 
 @dataclass
@@ -91,19 +92,16 @@ def _environment(home: Path) -> dict[str, str]:
 def start_server(home: Path) -> Server:
     """Start ``bedside serve`` on a free port over ``home``; return when /healthz answers."""
     port = free_port()
-    if _cli_has_serve():
+    if _serve_has_dashboard():
         command = [sys.executable, "-m", "bedside", "--project", str(home), "serve"]
         command += ["--port", str(port), "--no-monitor"]
     else:  # until the CLI has the command: the same app, built by a stand-in launcher
         command = [sys.executable, "-m", "tests.browser.serve_dashboard", str(home), str(port)]
     log = home / "server.log"
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=_environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=_environment(home), stdout=subprocess.DEVNULL, stderr=stderr
+        )
     server = Server(home, f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -25,7 +25,7 @@ def main(home: Path, port: int) -> None:
 
     def factory() -> object:
         log = InferenceLog.open(home / "inference-log", key_ring=platform.keys)
-        app = create_app(ServedModels.of([]), log)
+        app = create_app(ServedModels.of([]), log, platform=platform)
         mount_dashboard(app, platform)
         return app
 
