@@ -290,7 +290,7 @@ def _interval(draws: FloatArray, level: float) -> tuple[float, float]:
 
 
 def performance(
-    y_true: Sequence[int] | npt.NDArray[np.int8],
+    y_true: Sequence[int] | npt.NDArray[np.integer[Any]],
     y_prob: Sequence[float] | FloatArray,
     *,
     threshold: float,
