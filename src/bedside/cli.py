@@ -817,9 +817,10 @@ def main() -> None:
 
 
 def _register_data_commands() -> None:
-    from bedside import cli_data
+    from bedside import cli_data, cli_documents
 
     cli_data.register(app)
+    cli_documents.register(app)
 
 
 _register_data_commands()

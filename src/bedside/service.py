@@ -1481,6 +1481,14 @@ class Platform:
 
         return shadow_report(self, actor, ref)
 
+    def issue_documents(
+        self, actor: User, ref: str, kinds: str | list[str], *, out_dir: Path | None = None
+    ) -> list[Any]:
+        """Write regulatory documents for ``ref`` from its record; record each file's hash."""
+        from bedside.documents import issue_documents
+
+        return issue_documents(self, actor, ref, kinds, out_dir=out_dir)
+
     def status(self) -> list[ModelStatus]:
         """Return every model with its versions and what each version's sign-off still needs."""
         out = []
