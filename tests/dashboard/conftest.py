@@ -130,6 +130,54 @@ class Site:
                 )
         return ref
 
+    def fitted(self, model: str) -> str:
+        """A validated version with a real model file and dataset snapshot (threshold-ready)."""
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        from bedside.service import model_context
+        from bedside.stores.snapshots import write_snapshot
+        from bedside.train_stage import encode, feature_schema, save_model
+
+        rng = np.random.default_rng(3)
+        n = 400
+        frame = pd.DataFrame(
+            {
+                "patient_id": [f"p{i}" for i in range(n)],
+                "prediction_time": pd.date_range("2025-01-01", periods=n, freq="h"),
+                "split": np.where(np.arange(n) < 300, "train", "test"),
+                "lactate": rng.gamma(2.0, 1.0, n),
+                "age": rng.integers(18, 95, n).astype(float),
+            }
+        )
+        frame["label"] = (frame["lactate"] + rng.normal(0, 1, n) > 2.5).astype(int)
+        manifest = write_snapshot(
+            frame,
+            root=self.home / "artifacts",
+            key_ring=self.platform.keys,
+            created_at=self.clock(),
+            label_col="label",
+        )
+        train = frame[frame["split"] == "train"]
+        schema = feature_schema(train, ["lactate", "age"])
+        estimator = LogisticRegression().fit(encode(train, schema), train["label"])
+        ref = self.version(model)
+        version = self.platform.get_version(ref)
+        with self.platform._tx() as tx:
+            tx.registry.set_evidence(
+                version,
+                {
+                    **version.evidence,
+                    "dataset_digest": manifest.digest,
+                    "feature_schema": schema.to_dicts(),
+                    "label": "label",
+                },
+            )
+        folder = self.home / "artifacts" / "models" / model / str(version.version)
+        save_model(estimator, folder, key_ring=self.platform.keys, context=model_context(version))
+        self.platform.transition(self.user("eli"), ref, Action.VALIDATE)
+        return ref
+
     def approved(self, model: str) -> str:
         ref = self.version(model)
         self.platform.transition(self.user("eli"), ref, Action.VALIDATE)
@@ -194,7 +242,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -
     raise RuntimeError("the dashboard server did not start in time")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+)
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from bedside.dashboard import PAGE_PERMISSIONS, mount_dashboard
+from bedside.dashboard.routes import build_router
 from bedside.dashboard.sessions import IDLE_TIMEOUT_SECONDS, SessionKeys
 from bedside.service import Platform
 from tests.support import REPO
 
 KEY = b"k" * 32
+
+
+def test_mounting_adds_the_static_files(platform: Platform) -> None:
+    app = FastAPI()
+    mount_dashboard(app, platform)
+    assert "/ui/static" in {getattr(route, "path", "") for route in app.routes}
 
 
 def test_a_sealed_cookie_opens_until_it_is_idle_too_long() -> None:
@@ -42,14 +49,8 @@ def test_csrf_tokens_are_per_session_and_checked_exactly() -> None:
 
 
 def test_every_dashboard_route_has_a_permission_and_is_documented(platform: Platform) -> None:
-    app = FastAPI()
-    mount_dashboard(app, platform)
-    paths = {
-        getattr(route, "path", "")
-        for route in app.routes
-        if getattr(route, "path", "").startswith("/ui")
-    }
-    served = paths - {"/ui/static", "/ui/{rest:path}", "/ui/versions/{name}/{number}/report/raw"}
+    paths = {getattr(route, "path", "") for route in build_router(platform).routes}
+    served = paths - {"/ui/{rest:path}", "/ui/versions/{name}/{number}/report/raw"}
     assert served == set(PAGE_PERMISSIONS)
     docs = (REPO / "docs" / "dashboard.md").read_text(encoding="utf-8")
     for pattern, permission in PAGE_PERMISSIONS.items():
