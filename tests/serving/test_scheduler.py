@@ -1,4 +1,4 @@
-"""Scheduled monitoring: due checks, retries after failure, one runner per project, a real server."""
+"""Scheduled monitoring: due checks, retries, one runner per project, and a real server."""
 
 from __future__ import annotations
 
@@ -158,7 +158,12 @@ def test_bedside_serve_runs_monitoring_on_schedule(
                 answer = client.post(f"/v1/models/{MODEL}/predict", json={"features": record(seed)})
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["version"] == str(version.version)
-        _wait(lambda: checked() >= 1, "a scheduled monitoring.checked event", timeout=120)
+        try:
+            _wait(lambda: checked() >= 1, "a scheduled monitoring.checked event", timeout=120)
+        except AssertionError:
+            errors.flush()
+            log = (tmp_path / "serve.err").read_text(encoding="utf-8")[-2000:]
+            raise AssertionError(f"no scheduled check; the server said:\n{log}") from None
     finally:
         proc.terminate()
         try:
@@ -167,7 +172,6 @@ def test_bedside_serve_runs_monitoring_on_schedule(
             proc.kill()
             proc.wait()
             errors.close()
-            print((tmp_path / "serve.err").read_text(encoding="utf-8")[-3000:])
     events = platform.list_audit_events(team.auditor, action_prefix="monitoring.checked")
     assert all(e.subject_id == MODEL for e in events)
     assert all((e.after or {}).get("rows", 0) >= 1 for e in events), events
