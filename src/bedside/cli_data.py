@@ -382,12 +382,13 @@ def serve(
 ) -> None:
     """Serve the production model of every registered model (the shadow scores the same
     requests and is logged, never returned); every prediction is written to the encrypted
-    inference log before it is answered. Governance endpoints (token) under /v1/governance;
-    OpenAPI docs at /docs.
+    inference log before it is answered. Governance endpoints (token) under /v1/governance,
+    the governance dashboard under /ui; OpenAPI docs at /docs.
     """
     import logging
 
     from bedside.cli import state
+    from bedside.dashboard import mount_dashboard
     from bedside.service import Platform
     from bedside.serving.app import Background, create_app
     from bedside.serving.inference_log import InferenceLog
@@ -427,16 +428,18 @@ def serve(
                     )
                 )
         log = InferenceLog.open(settings.home / "inference-log", key_ring=platform.keys)
-        return create_app(
+        app = create_app(
             served,
             log,
             platform=platform,
             on_change=lambda: sync(platform, served),
             background=background,
         )
+        mount_dashboard(app, platform)
+        return app
 
     out.print(
-        f"Serving on http://{host}:{port} (docs: /docs); inference log "
+        f"Serving on http://{host}:{port} (dashboard: /ui/, docs: /docs); inference log "
         f"{settings.home / 'inference-log'}"
     )
     run_server(factory, host=host, port=port, workers=workers)
