@@ -261,7 +261,9 @@ def create_app(
     async def healthz() -> Response:
         return _json(b'{"ok":true}')
 
-    @app.get("/readyz", summary="Readiness: every model loaded and the log writable")
+    @app.get(
+        "/readyz", summary="Readiness: every served name has a version and the log is writable"
+    )
     async def readyz() -> Response:
         described = dict(models.describe())
         if models.is_ready() and log.is_healthy:
