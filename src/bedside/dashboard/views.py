@@ -148,6 +148,7 @@ def fairness_table(version: ModelVersion) -> FairnessTable | None:
                 str(d.get("attribute", "")),
                 str(d.get("metric", "")),
                 str(d.get("kind", "")),
+                str(d.get("method", "")) + (f" ({d.get('agg')})" if d.get("agg") else ""),
                 estimate(d),
                 number(d.get("groups_compared")),
             )
