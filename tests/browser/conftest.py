@@ -198,7 +198,7 @@ def new_page(browser: Any, external_requests: ExternalRequests) -> Iterator[Call
 
     def open_page() -> Any:
         context = browser.new_context(viewport={"width": 1366, "height": 900})
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(60_000)  # a loaded CI machine can be slow
         context.on("request", external_requests)
         contexts.append(context)
         return context.new_page()
