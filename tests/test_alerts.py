@@ -224,6 +224,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
         webhook_url=receiver.url,
         delivery=FAST,
         sleep=lambda s: None,
+        reports=False,
     )
     kinds = sorted(a["kind"] for a in first["alerts"]["sent"])
     assert kinds == ["dataset_drift", "retraining_trigger"] and not first["alerts"]["undelivered"]
@@ -242,6 +243,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
         webhook_url=receiver.url,
         delivery=FAST,
         sleep=lambda s: None,
+        reports=False,
     )
     assert second["alerts"]["sent"] == [] and len(second["alerts"]["suppressed"]) == 2
     assert len(receiver.requests) == count
@@ -259,6 +261,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
         webhook_url=receiver.url,
         delivery=FAST,
         sleep=lambda s: None,
+        reports=False,
     )
     assert len(third["alerts"]["sent"]) == 2 and len(third["alerts"]["undelivered"]) == 2
     undelivered = _alert_events(platform, team, "monitoring.alert_undelivered")

@@ -201,6 +201,7 @@ def run_monitoring(
     webhook_url: str | None = None,
     delivery: DeliveryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    reports: bool = True,
 ) -> dict[str, Any]:
     """Check the production version of ``model_name`` over time; record and alert.
 
@@ -215,6 +216,8 @@ def run_monitoring(
             setting (none: alerts are recorded and logged only).
         delivery: attempts, backoff and timeout of the webhook.
         sleep: how to wait between webhook attempts (tests pass a recorder).
+        reports: write the monitoring and drift reports (HTML + JSON); False records the
+            check and its alerts only (the figures cost most of a check's time).
 
     Returns:
         A summary: the version, the newest bucket's figures (``values``), drift, alert and
@@ -337,7 +340,7 @@ def run_monitoring(
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     folder = platform.home / "reports" / "monitoring" / model_name / stamp
     drift_html: Path | None = None
-    if drift_result is not None:
+    if reports and drift_result is not None:
         drift_html, _ = write_drift_report(
             drift_result,
             folder,
@@ -397,7 +400,11 @@ def run_monitoring(
                     for k, v in summary["values"].items()
                     if not k.endswith(("_ci_lower", "_ci_upper"))
                 },
-                "report": str((folder / "monitoring.html").relative_to(platform.home)),
+                "report": (
+                    str((folder / "monitoring.html").relative_to(platform.home))
+                    if reports
+                    else None
+                ),
             },
         )
         if fired:
@@ -422,6 +429,9 @@ def run_monitoring(
         policy=delivery,
         sleep=sleep,
     )
+    if not reports:
+        summary.update(alerts=alerted, report=None, report_json=None, drift_report=None)
+        return summary
     with platform._read() as tx:
         timeline = [
             {

@@ -152,8 +152,9 @@ def test_monitoring_uses_window_buckets_once_two_windows_of_data_exist(
     now = platform.now().timestamp()
     log_traffic(platform, _frame(rng, 300), start=now - 20 * day, spacing=day / 30)
     log_traffic(platform, _frame(rng, 200, shift=1.5), start=now - 3 * day, spacing=100)
-    result = run_monitoring(platform, None, MODEL, n_boot=50)
+    result = run_monitoring(platform, None, MODEL, n_boot=50, reports=False)
     assert result["window"]["mode"] == "window" and result["window"]["buckets"] == 3
+    assert result["report"] is None
     assert result["checked_rows"] == 200 and result["dataset_drift"] is True
     assert result["trigger_fired"] is True  # drift_score > 0.3 in the newest bucket
     event = next(
@@ -182,7 +183,9 @@ def test_monitoring_reports_performance_with_an_interval_and_alerts_on_the_point
     # Outcomes unrelated to the score: AUROC near 0.5, below accuracy_alert_threshold (0.80).
     labels = rng.integers(0, 2, 400)
     log_traffic(platform, frame, start=platform.now().timestamp() - 400, labels=labels)
-    result = run_monitoring(platform, team.engineer, MODEL, window=timedelta(hours=1), n_boot=100)
+    result = run_monitoring(
+        platform, team.engineer, MODEL, window=timedelta(hours=1), n_boot=100, reports=False
+    )
     perf = result["performance"]
     assert perf["metric"] == "auroc" and perf["threshold"] == 0.8
     assert perf["ci_lower"] < perf["value"] < perf["ci_upper"]
