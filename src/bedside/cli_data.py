@@ -450,28 +450,56 @@ def monitor(
     user: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
-    """Check the production version over the pipeline's monitoring window: drift per feature and
-    of the score (Evidently's tests and thresholds), performance where outcomes arrived, the
-    accuracy alert and the retraining trigger. Exits 5 when an alert or the trigger fires.
+    """Check the production version over time (time buckets of the pipeline's monitoring window):
+    drift per feature and of the score (Evidently's tests and thresholds), performance with CIs
+    where outcomes arrived, subgroup metrics, alerts (ledger, log and BEDSIDE_ALERT_WEBHOOK_URL,
+    de-duplicated) and the retraining trigger. Exits 5 while an alert is active.
     """
     from bedside.cli import _session
 
     platform, actor = _session(user, password_stdin)
     result = platform.monitor(actor, model)
+    window = result["window"]
+    drift = "—" if result["drift_score"] is None else f"{result['drift_score']:.2f}"
     out.print(
         f"{result['version']}: {result['rows']:,} predictions ({result['labelled']:,} with "
-        f"outcomes); drift_score {result['drift_score']:.2f}"
-        + (" — dataset drift" if result["dataset_drift"] else "")
+        f"outcomes) in {window['buckets']} time bucket(s); newest bucket "
+        f"{result['checked_rows']:,} predictions, drift_score {drift}"
+        + (" — dataset drift" if result["dataset_drift"] else ""),
+        markup=False,
     )
-    out.print(f"  report: {result['report']}")
-    if result["alert"]:
-        out.print("  ALERT: performance below accuracy_alert_threshold", markup=False)
+    perf = result["performance"]
+    if perf is not None and perf["value"] is not None:
+        ci = (
+            f" (95% CI {perf['ci_lower']:.3f}–{perf['ci_upper']:.3f})"
+            if perf["ci_lower"] is not None
+            else ""
+        )
+        out.print(
+            f"  {perf['metric']} {perf['value']:.3f}{ci}; alert below {perf['threshold']}",
+            markup=False,
+        )
+    out.print(f"  report: {result['report']}", markup=False)
+    for alert in result["alerts"]["sent"]:
+        out.print(
+            f"  ALERT {alert['kind']}: {alert['metric']} {alert['value']} "
+            f"(threshold {alert['threshold']})",
+            markup=False,
+        )
+    for alert in result["alerts"]["suppressed"]:
+        out.print(f"  still active, not sent again: {alert['kind']}", markup=False)
+    for failed in result["alerts"]["undelivered"]:
+        out.print(
+            f"  webhook delivery failed for alert {failed['alert_id']} ({failed['error']}); "
+            "recorded in the ledger",
+            markup=False,
+        )
     if result["trigger_fired"]:
         out.print(
             "  retraining_trigger fired: train a new candidate (bedside prepare, bedside "
             "train); it must pass the same gates and signatures."
         )
-    if result["alert"] or result["trigger_fired"]:
+    if result["active_alerts"]:
         raise typer.Exit(5)
 
 

@@ -159,6 +159,7 @@ class Platform:
         hasher: PasswordHasher | None = None,
         home: Path | None = None,
         artifacts_root: Path | None = None,
+        alert_webhook_url: str | None = None,
     ) -> None:
         self.database = database
         self.keys = keys
@@ -170,6 +171,8 @@ class Platform:
         # Where the project's files live (work folders, reports) and its artifacts.
         self.home = home
         self.artifacts_root = artifacts_root
+        # Where monitoring alerts are POSTed (none: recorded in the ledger and logged only).
+        self.alert_webhook_url = alert_webhook_url
 
     @classmethod
     def from_settings(cls, settings: Settings, *, check_schema: bool = True) -> Platform:
@@ -183,6 +186,7 @@ class Platform:
             lockout_threshold=settings.lockout_threshold,
             home=settings.home,
             artifacts_root=Path(settings.artifacts_url),
+            alert_webhook_url=settings.alert_webhook_url,
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -1516,146 +1520,21 @@ class Platform:
     def monitor(
         self, actor: User, model_name: str, *, window: timedelta | None = None
     ) -> dict[str, Any]:
-        """Check the production version over the recent window of the inference log.
-
-        Drift of every feature and of the score against the version's training reference
-        (Evidently's default tests and thresholds), performance where outcomes have arrived,
-        the accuracy alert and the pipeline's ``retraining_trigger``. Writes the drift report
-        (HTML + JSON) and records ``monitoring.checked`` — plus ``monitoring.alert`` and
-        ``monitoring.retraining_triggered`` when they fire — in the ledger. A fired trigger never
-        deploys anything: a retrained candidate must pass the same gates and signatures.
+        """Check the production version over time: drift per feature and of the score
+        (Evidently's tests and thresholds), performance with CIs where outcomes arrived, subgroup
+        metrics, alerts (ledger, log, webhook; de-duplicated) and the retraining trigger; write the
+        monitoring report. A fired trigger never deploys anything: a retrained candidate must pass
+        the same gates and signatures. See :func:`bedside.monitor_stage.run_monitoring`.
         """
-        import pandas as pd
+        from bedside.monitor_stage import run_monitoring
 
-        from bedside.domain.drift import ReferenceProfile, compute_drift
-        from bedside.domain.specfile import load_pipeline_text
-        from bedside.reports.drift import write_drift_report
-        from bedside.serving.log_reader import InferenceLogReader
-        from bedside.stores.crypto import decrypt_bytes
+        return run_monitoring(self, actor, model_name, window=window)
 
-        if self.home is None or self.artifacts_root is None:
-            raise InvalidInput("This platform has no project folder; open it from settings.")
-        with self._authorised(actor, Permission.READ_METRICS, "model", model_name) as tx:
-            model = tx.registry.get_model(model_name)
-            live = next(
-                (v for v in tx.registry.list_versions(model) if v.state is VersionState.PRODUCTION),
-                None,
-            )
-            if live is None:
-                raise InvalidTransition(f"{model_name} has no production version to monitor.")
-            record = tx.registry.find_pipeline(live.pipeline_sha256 or "")
-        assert record is not None
-        spec = load_pipeline_text(record.content, source=record.name).spec
-        span = window or spec.monitoring.window
-        since = self.now() - span
-        folder = self.artifacts_root / "models" / model_name / str(live.version)
-        profile = ReferenceProfile.from_json(
-            bytes(
-                decrypt_bytes(
-                    (folder / PROFILE_FILE).read_bytes(),
-                    key_ring=self.keys,
-                    context=model_context(live) + ":profile",
-                )
-            ).decode("utf-8")
-        )
-        rows = [
-            r
-            for r in InferenceLogReader(self.home / "inference-log", key_ring=self.keys).records()
-            if r.model == model_name and r.version == str(live.version) and r.received >= since
-        ]
-        if not rows:
-            raise InvalidInput(
-                f"No predictions of {live.ref} in the last {span}; nothing to monitor yet."
-            )
-        current = pd.DataFrame([r.inputs for r in rows])
-        current["prediction"] = [r.probability for r in rows]
-        drift = compute_drift(profile, current)
-        values: dict[str, float] = {
-            "drift_score": drift.drift_score,
-            "share_of_drifted_features": drift.drift_score,
-            "days_since_training": (self.now() - live.created_at).total_seconds() / 86400,
-            "alert_rate": sum(bool(r.decision) for r in rows) / len(rows),
-        }
-        labelled = [r for r in rows if r.outcome is not None]
-        metric = spec.monitoring.performance_metric
-        labels = [int((r.outcome or {})["label"]) for r in labelled]
-        if len(set(labels)) == 2:
-            from bedside.domain.evaluation import evaluate
+    def monitor_scheduled(self, model_name: str) -> dict[str, Any]:
+        """The server's scheduled check: recorded as ``system:scheduler``, no permission check."""
+        from bedside.monitor_stage import run_monitoring
 
-            perf = evaluate(
-                labels,
-                [r.probability for r in labelled],
-                threshold=float(live.evidence["threshold"]),
-                seed=0,
-                n_boot=0,
-            )
-            values.update({k: v for k, v in perf.metric_values().items() if v == v})
-        values["label_coverage"] = len(labelled) / len(rows)
-        trigger = spec.monitoring.retraining_trigger
-        fired: bool | None = None
-        if trigger is not None:
-            try:
-                fired = trigger.evaluate(values)
-            except InvalidInput:
-                fired = None  # a value the trigger needs (e.g. auroc) is not known yet
-        alert = metric in values and values[metric] < spec.monitoring.accuracy_alert_threshold
-        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
-        reports = self.home / "reports" / "monitoring" / model_name / stamp
-        html, _json = write_drift_report(
-            drift,
-            reports,
-            model=live.ref,
-            window=f"last {span}",
-            generated_at=self.now(),
-            retraining_trigger=None if trigger is None else str(trigger),
-            trigger_fired=fired,
-        )
-        summary = {
-            "version": live.ref,
-            "rows": len(rows),
-            "labelled": len(labelled),
-            "drift_score": drift.drift_score,
-            "dataset_drift": drift.dataset_drift,
-            "values": {k: round(v, 6) for k, v in values.items()},
-            "trigger_fired": fired,
-            "alert": alert,
-            "report": str(html),
-        }
-        with self._tx() as tx:
-            self._event(
-                tx,
-                actor.username,
-                "monitoring.checked",
-                "model",
-                model_name,
-                after={k: v for k, v in summary.items() if k != "report"},
-            )
-            if alert:
-                self._event(
-                    tx,
-                    "system",
-                    "monitoring.alert",
-                    "model",
-                    model_name,
-                    after={
-                        "metric": metric,
-                        "value": values[metric],
-                        "threshold": spec.monitoring.accuracy_alert_threshold,
-                    },
-                    reason=f"{metric} below accuracy_alert_threshold",
-                )
-            if fired:
-                self._event(
-                    tx,
-                    "system",
-                    "monitoring.retraining_triggered",
-                    "model",
-                    model_name,
-                    after={"trigger": str(trigger), "values": summary["values"]},
-                    reason="retraining_trigger fired; a new candidate must pass the "
-                    "same gates and signatures",
-                )
-        return summary
+        return run_monitoring(self, None, model_name)
 
     # -- deployment history and registry aliases -------------------------------------------------
 
