@@ -41,16 +41,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve_has_dashboard() -> bool:
-    """Whether ``bedside serve`` mounts the dashboard yet (until it does, use the stand-in)."""
-    import inspect
-
-    from bedside import cli_data
-    from bedside.serving import app
-
-    return any("mount_dashboard" in inspect.getsource(m) for m in (cli_data, app))
-
-
 @dataclass
 class Server:
     """A real ``bedside serve`` process on 127.0.0.1 over one project folder."""
@@ -92,11 +82,8 @@ def _environment(home: Path) -> dict[str, str]:
 def start_server(home: Path) -> Server:
     """Start ``bedside serve`` on a free port over ``home``; return when /healthz answers."""
     port = free_port()
-    if _serve_has_dashboard():
-        command = [sys.executable, "-m", "bedside", "--project", str(home), "serve"]
-        command += ["--port", str(port), "--no-monitor"]
-    else:  # until the CLI has the command: the same app, built by a stand-in launcher
-        command = [sys.executable, "-m", "tests.browser.serve_dashboard", str(home), str(port)]
+    command = [sys.executable, "-m", "bedside", "--project", str(home), "serve"]
+    command += ["--port", str(port), "--no-monitor"]
     log = home / "server.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
