@@ -121,7 +121,7 @@ def test_sign_in_review_sign_deploy_promote_and_verify_the_ledger(
     assert platform.get_version(REF).state is S.SHADOW
     time.sleep(1.1)  # the test pipeline's shadow period is one second
     page.get_by_role("button", name="Promote").click()
-    expect(page.get_by_role("alert")).to_contain_text("promotion")
+    expect(page.get_by_role("alert")).to_contain_text("promotion needs a human approval signature")
     assert platform.get_version(REF).state is S.SHADOW
     shot("10-promotion-refused")
     sign_out(page)
