@@ -164,3 +164,27 @@ def test_monitoring_report_without_attributes_or_outcomes_says_so(tmp_path: Path
     assert "No stratification attributes were sent" in html
     assert "No alerts so far." in html and "No alert in the newest bucket" in html
     assert html.count('src="data:image/png;base64,') == 4
+
+
+def test_monitoring_report_with_attributes_but_no_outcomes_renders(tmp_path: Path) -> None:
+    """Subgroups sent with the requests before any outcome arrived: counts and alert rates only."""
+    rng = np.random.default_rng(3)
+    data = _data()
+    for bucket in data["buckets"]:
+        p = rng.beta(2, 8, 300)
+        bucket["n_labelled"] = 0
+        bucket["performance"] = {"n": 0, "metrics": None, "reason": "no outcomes yet"}
+        bucket["subgroups"] = mon.subgroups(
+            [{"race": g} for g in ["X"] * 150 + ["Y"] * 150],
+            p >= 0.3,
+            y_true=[None] * 300,
+            y_prob=p,
+            threshold=0.3,
+            n_boot=50,
+            seed=0,
+        )
+    html_path, _ = write_monitoring_report(data, tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert "Newest bucket by race" in html
+    gap_row = re.search(r"Largest gap</th>(.*?)</tr>", html, re.S)
+    assert gap_row is not None and gap_row.group(1).count("—") == 4
