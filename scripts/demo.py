@@ -46,6 +46,10 @@ def bedside(*args: str, password: bool = False, check: bool = True) -> str:
     return result.stdout
 
 
+# Where monitoring alerts go (the demo's stand-in receiver, while it runs).
+ALERT_WEBHOOK: dict[str, str] = {}
+
+
 def _env() -> dict[str, str]:
     return {
         "PATH": "/usr/bin:/bin",
@@ -53,6 +57,7 @@ def _env() -> dict[str, str]:
         "DO_NOT_TRACK": "true",
         "HOME": str(PROJECT),
         "COLUMNS": "120",
+        **ALERT_WEBHOOK,
     }
 
 
@@ -92,6 +97,63 @@ def _traffic(url: str, *, seconds: float, shift: float) -> None:
         check=True,
         env=_env(),
     )
+
+
+class AlertReceiver:
+    """A stand-in for the hospital's paging/alerting endpoint: records the webhook alerts."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.received: list[dict[str, object]] = []
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    received.append(json.loads(body))
+                except ValueError:
+                    received.append({"unreadable": True})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> AlertReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _print_reports() -> None:
+    """Say where every report and document of the run is."""
+    print("\nReports and documents of this run:")
+    kinds = [
+        ("data quality", "work/**/reports/*.html"),
+        ("validation", "artifacts/**/validation*.html"),
+        ("shadow period", "reports/shadow/**/*.html"),
+        ("monitoring", "reports/monitoring/**/*.html"),
+        ("regulatory documents", "documents/**/*.html"),
+        ("audit export", "audit-export/*"),
+    ]
+    for label, pattern in kinds:
+        found = sorted(PROJECT.glob(pattern))
+        print(f"  {label}:")
+        for path in found or []:
+            print(f"    {path}")
+        if not found:
+            print("    (none)")
 
 
 def main() -> None:
@@ -177,9 +239,13 @@ def main() -> None:
         "sign", ref, "--meaning", "approved", "--user", "ivan", "--password-stdin", password=True
     )
     bedside("version", "deploy-shadow", ref, "--user", "eli", "--password-stdin", password=True)
-    # Serving: the real server on 127.0.0.1; promotions hot-swap the served model.
+    # Serving: the real server on 127.0.0.1. With no production version yet, the shadow scores
+    # every request silently (logged, never returned); promotions hot-swap the served model, and
+    # the server runs monitoring on a schedule (every 10 s here; drift_check_interval in real use).
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    alerts = AlertReceiver().start()
+    ALERT_WEBHOOK["BEDSIDE_ALERT_WEBHOOK_URL"] = alerts.url
     server = subprocess.Popen(
         [
             sys.executable,
@@ -192,6 +258,8 @@ def main() -> None:
             str(port),
             "--refresh",
             "2",
+            "--monitor-interval",
+            "10",
         ],
         cwd=REPO,
         env=_env(),
@@ -200,8 +268,14 @@ def main() -> None:
     )
     try:
         _wait_ready(url, server)
-        print(f"\nPrediction server running at {url} (pid {server.pid}); shadow period 20 s …")
-        time.sleep(21)
+        print(
+            f"\nPrediction server and governance dashboard at {url} (dashboard: {url}/ui/, "
+            f"API docs: {url}/docs; pid {server.pid})."
+        )
+        print("Shadow period (20 s here): simulated EHR traffic, scored by the shadow alone …")
+        _traffic(url, seconds=22, shift=1.0)
+        # The shadow report is the evidence the promotion signature binds to.
+        bedside("version", "shadow-report", ref, "--user", "eli", "--password-stdin", password=True)
         bedside(
             "sign",
             ref,
@@ -212,7 +286,7 @@ def main() -> None:
             "--user",
             "carol",
             "--comment",
-            "Shadow period reviewed",
+            "Shadow report reviewed",
             "--password-stdin",
             password=True,
         )
@@ -233,12 +307,18 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+        alerts.stop()
+        ALERT_WEBHOOK.clear()
+    print(f"\nAlert webhook ({alerts.url}) received {len(alerts.received)} alert(s):")
+    for alert in alerts.received:
+        print("  " + ", ".join(f"{k}={alert[k]}" for k in sorted(alert) if k != "message"))
+    # Regulatory documents for the production version, generated from its record.
+    bedside("docs", ref, "--kind", "all", "--user", "aud", "--password-stdin", password=True)
     # The trigger fired: a retrained candidate must pass the same gates and signatures.
     bedside(
         "train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin", password=True
     )
     bedside("history", "sepsis-prediction", "--user", "aud", "--password-stdin", password=True)
-    bedside("status")
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")
     bedside(
@@ -250,6 +330,8 @@ def main() -> None:
         "--password-stdin",
         password=True,
     )
+    _print_reports()
+    bedside("status")
     print(f"\nDemo finished. Project: {PROJECT}")
 
 

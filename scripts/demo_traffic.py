@@ -2,8 +2,10 @@
 
 The rows are the demo dataset's test split (synthetic, de-identified), read through bedside's
 encrypted snapshot like any other bedside tool would; ``--shift`` multiplies every numeric
-feature (a changed assay, a sicker population) so monitoring has drift to find. Outcomes are
-posted for part of the requests, as labels arrive later in a hospital.
+feature (a changed assay, a sicker population) so monitoring has drift to find. Each request
+carries the stratification attributes (race, age group) that subgroup monitoring needs; they are
+logged, never scored. Outcomes are posted for part of the requests, as labels arrive later in a
+hospital.
 
     python scripts/demo_traffic.py PROJECT URL --seconds 70 [--shift 1.5] [--outcomes]
 """
@@ -50,6 +52,11 @@ def main() -> None:
                 value = value * args.shift
             clean[key] = value
         rows.append(clean)
+    strata = [c for c in ("race", "age_group") if c in test.columns]
+    attributes = [
+        {key: str(value) for key, value in record.items() if value == value and value is not None}
+        for record in test[strata].to_dict("records")
+    ]
     labels = test["sepsis"].tolist()
     sent = ok = 0
     outcomes = []
@@ -57,7 +64,10 @@ def main() -> None:
     with httpx.Client(base_url=args.url, timeout=10) as client:
         while time.monotonic() < deadline:
             i = sent % len(rows)
-            response = client.post(f"/v1/models/{args.model}/predict", json={"features": rows[i]})
+            body = {"features": rows[i]}
+            if attributes[i]:
+                body["attributes"] = attributes[i]
+            response = client.post(f"/v1/models/{args.model}/predict", json=body)
             sent += 1
             if response.status_code == 200:
                 ok += 1
