@@ -158,6 +158,37 @@ def _bucket(
     }
 
 
+_LEDGER_GROUP_METRICS = ("sensitivity", "specificity", "ppv", "auroc")
+
+
+def _subgroup_digest(newest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The newest bucket's subgroup figures, small enough for the ledger (no small counts).
+
+    One entry per group: attribute, group, size (already suppressed below the small-cell size),
+    alert rate and the metrics that are defined, each with its interval.
+    """
+    digest = []
+    for attribute, block in ((newest.get("subgroups") or {}).get("attributes") or {}).items():
+        for group in block.get("groups") or ():
+            metrics = {
+                name: {k: estimate.get(k) for k in ("value", "ci_lower", "ci_upper")}
+                for name, estimate in (group.get("metrics") or {}).items()
+                if name in _LEDGER_GROUP_METRICS
+                and isinstance(estimate, dict)
+                and estimate.get("value") is not None
+            }
+            digest.append(
+                {
+                    "attribute": attribute,
+                    "group": group.get("group"),
+                    "n": group.get("n"),
+                    "alert_rate": group.get("alert_rate"),
+                    "metrics": metrics,
+                }
+            )
+    return digest
+
+
 def _trigger_values(
     newest: dict[str, Any], *, n_rows: int, days_since_training: float
 ) -> dict[str, float]:
@@ -400,6 +431,7 @@ def run_monitoring(
                     for k, v in summary["values"].items()
                     if not k.endswith(("_ci_lower", "_ci_upper"))
                 },
+                "subgroups": _subgroup_digest(newest),
                 "report": (
                     str((folder / "monitoring.html").relative_to(platform.home))
                     if reports

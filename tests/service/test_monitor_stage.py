@@ -230,6 +230,18 @@ def test_monitoring_reports_subgroups_and_suppresses_small_cells(
     html = Path(result["report"]).read_text(encoding="utf-8")
     assert "fewer than 10" in html and ">5<" not in html
     assert "max_disparity" in result["values"]
+    # The ledger keeps the newest bucket's subgroup figures (for the dashboard), suppressed too.
+    checked = next(
+        e
+        for e in platform.list_audit_events(team.auditor, subject_id=MODEL)
+        if e.action == "monitoring.checked"
+    )
+    recorded = {g["group"]: g for g in (checked.after or {})["subgroups"]}
+    assert recorded["C"]["n"] == "fewer than 10" and recorded["C"]["metrics"] == {}
+    assert recorded["A"]["n"] == "withheld" and recorded["B"]["n"] == groups["B"]["n"]
+    assert recorded["B"]["metrics"]["auroc"] == {
+        k: auroc[k] for k in ("value", "ci_lower", "ci_upper")
+    }
 
 
 def test_monitoring_refuses_what_it_cannot_check(
