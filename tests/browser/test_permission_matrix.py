@@ -64,6 +64,7 @@ PAGES: dict[str, tuple[str, str]] = {  # label: (path, route pattern)
     "GET version": (V, VP),
     "GET review": (f"{V}/review", f"{VP}/review"),
     "GET report": (f"{V}/report", f"{VP}/report"),
+    "GET report (raw)": (f"{V}/report/raw", f"{VP}/report"),
     "GET audit": ("/ui/audit", "/ui/audit"),
     "GET users": ("/ui/admin/users", "/ui/admin/users"),
 }
@@ -402,6 +403,10 @@ def test_every_role_on_every_page_and_action(
             ["admin"],
             done=lambda check=check, slug=slug: "" if check() else f"{slug} had no effect",
         )
+
+    # Last: everyone signs out (an anonymous POST is refused).
+    attempt("POST sign out", "/ui/logout", "/ui/logout", {}, everyone)
+    assert clients["admin"].get("/ui/").status_code == 303  # the session is gone
 
     text = matrix.render()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
