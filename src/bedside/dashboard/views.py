@@ -118,6 +118,16 @@ class FairnessTable:
     note: str = ""
 
 
+def group_count(value: Any) -> str:
+    """A subgroup count for display: 1 to 10 shows as "fewer than 11" (small-cell suppression,
+    as in the validation report), so a rare group's size cannot help re-identify its patients."""
+    from bedside.reports.validation import SMALL_CELL
+
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < SMALL_CELL:
+        return f"fewer than {SMALL_CELL}"
+    return number(value)
+
+
 def fairness_table(version: ModelVersion) -> FairnessTable | None:
     """Return the fairness table from the version's evidence, or None when none was assessed."""
     fairness = version.evidence.get("fairness")
@@ -134,8 +144,8 @@ def fairness_table(version: ModelVersion) -> FairnessTable | None:
                 (
                     str(g.get("attribute", "")),
                     str(g.get("group", "")),
-                    number(g.get("n_patients", g.get("n_rows"))),
-                    number(g.get("n_events")),
+                    group_count(g.get("n_patients", g.get("n_rows"))),
+                    group_count(g.get("n_events")),
                     str(g.get("status", "")),
                     *(estimate(values.get(m)) for m in metrics),
                 ),
@@ -162,7 +172,15 @@ def fairness_table(version: ModelVersion) -> FairnessTable | None:
         if (isinstance(level, int | float))
         else ""
     )
-    return FairnessTable(metrics, tuple(rows), disparities, number(fairness.get("threshold")), note)
+    assessed, signed = fairness.get("threshold"), version.evidence.get("threshold")
+    if isinstance(assessed, int | float) and isinstance(signed, int | float) and assessed != signed:
+        # The fairness gate was judged at training time, before reviewers chose the threshold.
+        note = (
+            f"assessed at training, before the operating threshold {number(signed)} was chosen "
+            "at review (the operating point table shows that threshold)"
+            + (f"; {note}" if note else "")
+        )
+    return FairnessTable(metrics, tuple(rows), disparities, number(assessed), note)
 
 
 OPERATING_COLUMNS = (
