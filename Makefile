@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: demo test bench lint format env docs clean
+.PHONY: demo test test-browser bench lint format env docs clean
 
 # The environment is the committed lock file, exactly (`--locked` fails if pyproject.toml and
 # uv.lock disagree).
@@ -29,6 +29,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# The browser tests alone (Playwright driving /usr/bin/chromium; screenshots in build/screenshots).
+test-browser: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests/browser $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
