@@ -8,8 +8,6 @@ over reference-derived bins and counts — never a patient's row or a current wi
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import math
@@ -18,11 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 import bedside
 from bedside.domain.drift import ColumnDrift, DriftMethod, DriftResult
 from bedside.reports._files import write_text_atomically
+from bedside.reports._render import TEMPLATES, new_figure, png_data_uri
 
 __all__ = ["drift_json", "render_drift_html", "write_drift_report"]
 
@@ -42,14 +39,6 @@ PSI_BANDS = (0.1, 0.25)
 MAX_DISTRIBUTION_PANELS = 4
 
 _RED, _GREEN, _GREY, _BLUE = "#b42318", "#1b7f3b", "#98a2b3", "#2e5aac"
-
-_env = Environment(
-    loader=PackageLoader("bedside.reports", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def psi_band(psi: float) -> str:
@@ -74,21 +63,6 @@ def _fmt(value: float) -> str:
 
 
 # -- figures --------------------------------------------------------------------------------------
-
-
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _score_panel(ax: Any, columns: Sequence[ColumnDrift], p_values: bool) -> None:
@@ -120,18 +94,18 @@ def drift_scores_figure(result: DriftResult) -> str:
     ]
     groups = [(p, cols) for p, cols in groups if cols]
     rows = max(len(cols) for _, cols in groups)
-    fig = _figure(7.5 * len(groups), 0.8 + 0.28 * rows)
+    fig = new_figure(7.5 * len(groups), 0.8 + 0.28 * rows)
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (p_values, cols) in zip(axes, groups, strict=True):
         _score_panel(ax, cols, p_values)
         ax.set_title("p-value tests" if p_values else "distance tests", fontsize=10)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def psi_figure(result: DriftResult) -> str:
     """Return a PNG data URI: PSI per feature with the 0.1 and 0.25 bands."""
     columns = list(result.columns)
-    fig = _figure(7.5, 0.8 + 0.28 * len(columns))
+    fig = new_figure(7.5, 0.8 + 0.28 * len(columns))
     ax = fig.subplots()
     values = [c.psi if math.isfinite(c.psi) else 0.0 for c in columns]
     colours = [
@@ -146,7 +120,7 @@ def psi_figure(result: DriftResult) -> str:
     ax.set_xlabel("PSI   (< 0.1 stable · 0.1–0.25 moderate · > 0.25 significant)")
     ax.grid(axis="x", color="#eaecf0")
     ax.set_axisbelow(True)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def _distribution_panel(ax: Any, column: ColumnDrift) -> None:
@@ -168,13 +142,13 @@ def distribution_figure(columns: Sequence[ColumnDrift]) -> str:
     n = len(columns)
     cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig = _figure(5.2 * cols, 2.9 * rows)
+    fig = new_figure(5.2 * cols, 2.9 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, column in zip(axes, columns, strict=False):
         _distribution_panel(ax, column)
     for ax in axes[n:]:
         ax.set_visible(False)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -222,7 +196,7 @@ def render_drift_html(
         for c in result.columns
     ]
     prediction = result.prediction
-    template = _env.get_template("drift.html")
+    template = TEMPLATES.get_template("drift.html")
     return template.render(
         result=result,
         rows=rows,

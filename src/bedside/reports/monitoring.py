@@ -9,8 +9,6 @@ is never printed (the input already says ``"fewer than 10"`` instead).
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import math
@@ -19,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
-
 import bedside
 from bedside.reports._files import write_text_atomically
+from bedside.reports._render import TEMPLATES, new_figure, png_data_uri, style_axes
 
 __all__ = [
     "alerts_figure",
@@ -61,38 +58,8 @@ _KIND_STYLE: Final = {
 }
 MAX_HEATMAP_FEATURES: Final = 40
 
-_env = Environment(
-    loader=PackageLoader("bedside.reports", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _style(ax: Any) -> None:
-    ax.grid(color=_FAINT)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
 
 
 def _mid(bucket: Mapping[str, Any]) -> datetime:
@@ -161,7 +128,7 @@ def drift_heatmap_figure(data: Mapping[str, Any]) -> str:
             if cell is not None:
                 grid[i, j] = min(_num(cell.get("strength")), 3.0)
                 drifted[i, j] = bool(cell.get("drifted"))
-    fig = _figure(9.5, 1.6 + 0.24 * len(features))
+    fig = new_figure(9.5, 1.6 + 0.24 * len(features))
     top, ax = fig.subplots(2, 1, height_ratios=[1, max(2, len(features) / 4)], sharex=False)
     scores = [_num((b.get("drift") or {}).get("drift_score")) for b in buckets]
     x = list(range(len(buckets)))
@@ -176,7 +143,7 @@ def drift_heatmap_figure(data: Mapping[str, Any]) -> str:
     top.set_xlim(-0.5, len(buckets) - 0.5)
     top.set_xticks([])
     top.legend(fontsize=7, frameon=False, loc="upper left")
-    _style(top)
+    style_axes(top)
     cmap = LinearSegmentedColormap.from_list("drift", ["#ffffff", "#fde68a", _RED]).with_extremes(
         bad="#f2f4f7"
     )
@@ -189,19 +156,19 @@ def drift_heatmap_figure(data: Mapping[str, Any]) -> str:
     ax.set_xticks(x[::step], labels=labels[::step], rotation=45, ha="right", fontsize=7)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
     bar.set_label("drift strength (1 = threshold)", fontsize=8)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def scores_figure(data: Mapping[str, Any]) -> str:
     """Score distribution over time: 10–90% and 25–75% bands and the median, with the reference."""
-    fig = _figure(9.5, 3.2)
+    fig = new_figure(9.5, 3.2)
     ax = fig.subplots()
     rows = [
         (b, _mid(b)) for b in data["buckets"] if not (b.get("scores") or {}).get("suppressed", True)
     ]
     if not rows:
         _no_data(ax, "no bucket with 10 or more predictions")
-        return _png(fig)
+        return png_data_uri(fig)
     x = [t for _, t in rows]
     q = [b["scores"]["quantiles"] for b, _ in rows]
     ax.fill_between(
@@ -228,16 +195,16 @@ def scores_figure(data: Mapping[str, Any]) -> str:
     ax.set_ylabel("predicted probability", fontsize=8)
     ax.set_ylim(0, 1)
     _time_axis(ax)
-    _style(ax)
+    style_axes(ax)
     ax.legend(fontsize=7, frameon=False, ncols=3, loc="upper left")
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def performance_figure(data: Mapping[str, Any]) -> str:
     """The performance metric (and sensitivity) over time with CI bands and the alert line."""
     metric = data["performance_metric"]
     names = [metric] + (["sensitivity"] if metric != "sensitivity" else [])
-    fig = _figure(9.5, 3.2)
+    fig = new_figure(9.5, 3.2)
     ax = fig.subplots()
     plotted = False
     for name, colour in zip(names, (_INK, "#0072b2"), strict=False):
@@ -262,7 +229,7 @@ def performance_figure(data: Mapping[str, Any]) -> str:
         )
     if not plotted:
         _no_data(ax, "no bucket with outcomes of both classes yet")
-        return _png(fig)
+        return png_data_uri(fig)
     ax.axhline(
         data["accuracy_alert_threshold"],
         color=_RED,
@@ -272,9 +239,9 @@ def performance_figure(data: Mapping[str, Any]) -> str:
     )
     ax.set_ylim(0, 1.02)
     _time_axis(ax)
-    _style(ax)
+    style_axes(ax)
     ax.legend(fontsize=7, frameon=False, loc="lower left")
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def _subgroup_series(
@@ -298,7 +265,7 @@ def _subgroup_series(
 
 def subgroup_figure(data: Mapping[str, Any], attribute: str) -> str:
     """Per group of one attribute over time: alert rate, and sensitivity with CI bands."""
-    fig = _figure(9.5, 3.0)
+    fig = new_figure(9.5, 3.0)
     left, right = fig.subplots(1, 2)
     for ax, metric in ((left, "alert_rate"), (right, "sensitivity")):
         series = _subgroup_series(data["buckets"], attribute, metric)
@@ -321,21 +288,21 @@ def subgroup_figure(data: Mapping[str, Any], attribute: str) -> str:
         )
         ax.set_ylim(0, 1.02)
         _time_axis(ax)
-        _style(ax)
+        style_axes(ax)
         ax.legend(fontsize=7, frameon=False)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def alerts_figure(data: Mapping[str, Any]) -> str:
     """The alerts timeline from the ledger: one marker per alert, by kind; undelivered hollow."""
-    fig = _figure(9.5, 1.9)
+    fig = new_figure(9.5, 1.9)
     ax = fig.subplots()
     timeline = data.get("alerts_timeline") or []
     undelivered = {e["alert_id"] for e in timeline if e["action"].endswith("_undelivered")}
     alerts = [e for e in timeline if e["action"] == "monitoring.alert"]
     if not alerts:
         _no_data(ax, "no alerts raised")
-        return _png(fig)
+        return png_data_uri(fig)
     kinds = list(_KIND_STYLE)
     for row, kind in enumerate(kinds):
         colour, marker, label = _KIND_STYLE[kind]
@@ -364,8 +331,8 @@ def alerts_figure(data: Mapping[str, Any]) -> str:
     ax.set_yticks(range(len(kinds)), labels=[_KIND_STYLE[k][2] for k in kinds], fontsize=7)
     ax.set_ylim(-0.6, len(kinds) - 0.4)
     _time_axis(ax)
-    _style(ax)
-    return _png(fig)
+    style_axes(ax)
+    return png_data_uri(fig)
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -447,7 +414,7 @@ def render_monitoring_html(data: Mapping[str, Any]) -> str:
         }
         for e in (data.get("alerts_timeline") or [])
     ]
-    return _env.get_template("monitoring.html.j2").render(
+    return TEMPLATES.get_template("monitoring.html.j2").render(
         d=data,
         version=bedside.__version__,
         newest=newest,

@@ -14,11 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 import bedside
 from bedside.domain.quality import QualityConfig, QualityReport, Status
 from bedside.reports._files import write_text_atomically
+from bedside.reports._render import TEMPLATES
 
 __all__ = ["quality_json", "render_quality_html", "write_quality_report"]
 
@@ -33,14 +32,6 @@ CHECK_TITLES = {
     "label": "Outcome (label)",
 }
 _ORDER = {Status.FAIL: 0, Status.WARN: 1}
-
-_env = Environment(
-    loader=PackageLoader("bedside.reports", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -85,7 +76,7 @@ def render_quality_html(
         (r.metrics["band"] for r in sections["label"] if "band" in r.metrics),
         list(defaults.prevalence_band),
     )
-    template = _env.get_template("quality.html")
+    template = TEMPLATES.get_template("quality.html")
     return template.render(
         report=report,
         title=title,

@@ -8,20 +8,17 @@ histograms and metrics with intervals, never a request's inputs or score.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 import bedside
 from bedside.domain.shadow import SHADOW_METRICS
 from bedside.reports._files import write_text_atomically
+from bedside.reports._render import TEMPLATES, new_figure, png_data_uri, style_axes
 
 __all__ = ["render_shadow_html", "shadow_json", "write_shadow_report"]
 
@@ -35,31 +32,8 @@ _METRIC_LABELS: Final = {
     "ppv": "PPV (precision)",
 }
 
-_env = Environment(
-    loader=PackageLoader("bedside.reports", "templates"),
-    autoescape=select_autoescape(["html", "html.j2"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 
 # -- figures --------------------------------------------------------------------------------------
-
-
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
@@ -67,19 +41,12 @@ def _legend(ax: Any, **kwargs: Any) -> None:
         ax.legend(fontsize=8, frameon=False, **kwargs)
 
 
-def _style(ax: Any) -> None:
-    ax.grid(color=_FAINT)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-
 def distributions_figure(data: Mapping[str, Any]) -> str:
     """Return a PNG data URI: the score histograms of both versions and their thresholds."""
     dist, alerts = data["distributions"], data["alerts"]
     bins = dist["bins"]
     edges = [k / bins for k in range(bins + 1)]
-    fig = _figure(7.5, 3.6)
+    fig = new_figure(7.5, 3.6)
     ax = fig.subplots()
     for side, colour, threshold in (
         ("production", _PRODUCTION, alerts["production_threshold"]),
@@ -97,8 +64,8 @@ def distributions_figure(data: Mapping[str, Any]) -> str:
     ax.set_ylabel("share of requests")
     ax.set_title("Score distributions", fontsize=11)
     _legend(ax)
-    _style(ax)
-    return _png(fig)
+    style_axes(ax)
+    return png_data_uri(fig)
 
 
 def joint_figure(data: Mapping[str, Any]) -> str:
@@ -107,7 +74,7 @@ def joint_figure(data: Mapping[str, Any]) -> str:
 
     agreement, alerts = data["agreement"], data["alerts"]
     table = np.array(agreement["joint_histogram"], dtype=float)
-    fig = _figure(5.2, 4.4)
+    fig = new_figure(5.2, 4.4)
     ax = fig.subplots()
     shown = np.where(table > 0, table, np.nan).T  # rows: shadow bins (y), columns: production
     image = ax.imshow(shown, origin="lower", extent=(0, 1, 0, 1), cmap="Blues", aspect="equal")
@@ -118,14 +85,14 @@ def joint_figure(data: Mapping[str, Any]) -> str:
     ax.axhline(alerts["shadow_threshold"], color=_SHADOW, linewidth=1.2)
     ax.set(xlabel="production probability", ylabel="shadow probability")
     ax.set_title("Same requests, both scores (lines: thresholds)", fontsize=10)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def alerts_figure(data: Mapping[str, Any]) -> str:
     """Return a PNG data URI: alerts per day of the period, shadow (would-be) and production."""
     alerts = data["alerts"]
     days = list(range(1, alerts["n_days"] + 1))
-    fig = _figure(7.5, 3.2)
+    fig = new_figure(7.5, 3.2)
     ax = fig.subplots()
     width = 0.4
     for offset, side, colour, label in (
@@ -138,14 +105,14 @@ def alerts_figure(data: Mapping[str, Any]) -> str:
     ax.set(xlabel="day of the shadow period", ylabel="alerts")
     ax.set_title("Alerts per day", fontsize=11)
     _legend(ax)
-    _style(ax)
-    return _png(fig)
+    style_axes(ax)
+    return png_data_uri(fig)
 
 
 def performance_figure(data: Mapping[str, Any]) -> str:
     """Return a PNG data URI: each metric of both versions with its interval."""
     performance = data["performance"]
-    fig = _figure(7.5, 0.9 + 0.55 * len(SHADOW_METRICS))
+    fig = new_figure(7.5, 0.9 + 0.55 * len(SHADOW_METRICS))
     ax = fig.subplots()
     for offset, side, colour in ((-0.15, "production", _PRODUCTION), (0.15, "shadow", _SHADOW)):
         found = performance[side]
@@ -163,8 +130,8 @@ def performance_figure(data: Mapping[str, Any]) -> str:
     ax.set(xlim=(0, 1), ylim=(len(SHADOW_METRICS) - 0.5, -0.5), xlabel="value (line: interval)")
     ax.set_title("Performance on the same labelled requests", fontsize=11)
     _legend(ax, loc="lower left")
-    _style(ax)
-    return _png(fig)
+    style_axes(ax)
+    return png_data_uri(fig)
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -202,7 +169,7 @@ def render_shadow_html(data: Mapping[str, Any], *, json_sha256: str | None = Non
         for name in SHADOW_METRICS
     ]
     has_performance = performance["shadow"] is not None
-    template = _env.get_template("shadow.html.j2")
+    template = TEMPLATES.get_template("shadow.html.j2")
     return template.render(
         data=data,
         version=bedside.__version__,

@@ -23,11 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 import bedside
 from bedside.domain.evaluation import EVALUATED_METRICS
 from bedside.reports._files import write_text_atomically
+from bedside.reports._render import TEMPLATES
 from bedside.reports.validation_data import (
     METRICS,
     NOT_RECORDED,
@@ -73,14 +72,6 @@ _DISPARITIES: Final = (
     ("equal_opportunity", None, "Equal opportunity (sensitivity gap)"),
     ("equalized_odds", "worst_case", "Equalized odds (worst of sensitivity and FPR gaps)"),
     ("demographic_parity", None, "Demographic parity (alert-rate gap)"),
-)
-
-_env = Environment(
-    loader=PackageLoader("bedside.reports", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
 )
 
 
@@ -312,7 +303,7 @@ def _render(data: Mapping[str, Any], *, title: str) -> str:
         (g["details"]["split"] for g in gates if g["kind"] == "statistical"), None
     )
     summary = data["summary"]
-    template = _env.get_template("validation.html")
+    template = TEMPLATES.get_template("validation.html")
     return template.render(
         title=title,
         data=data,

@@ -8,11 +8,10 @@ of the candidate-threshold table, marked as such.
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Mapping
 from typing import Any, Final
 
+from bedside.reports._render import new_figure, png_data_uri, style_axes
 from bedside.reports.validation_data import METRICS, SPLITS, fmt_ci
 
 __all__ = [
@@ -34,28 +33,6 @@ _GREY, _INK, _FAINT = "#667085", "#101828", "#eaecf0"
 
 
 # -- figures -------------------------------------------------------------------------------------
-
-
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _style(ax: Any) -> None:
-    ax.grid(color=_FAINT)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
 
 
 def curve_points(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,7 +83,7 @@ def _legend_label(data: Mapping[str, Any], split: str, metric: str) -> str:
 
 def roc_pr_figure(data: Mapping[str, Any], curves: Mapping[str, Any]) -> str:
     """Return a PNG data URI: the ROC and precision–recall curves of each split."""
-    fig = _figure(10, 4.4)
+    fig = new_figure(10, 4.4)
     roc_ax, pr_ax = fig.subplots(1, 2)
     roc_ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1, label="chance")
     for split, series in curves["roc"].items():
@@ -133,14 +110,14 @@ def roc_pr_figure(data: Mapping[str, Any], curves: Mapping[str, Any]) -> str:
     pr_ax.set_ylabel("PPV (precision)")
     pr_ax.set_title("Precision–recall curve (dotted: prevalence)", fontsize=11)
     for ax in (roc_ax, pr_ax):
-        _style(ax)
+        style_axes(ax)
         ax.legend(fontsize=8, frameon=False, loc="lower right" if ax is roc_ax else "upper right")
-    return _png(fig)
+    return png_data_uri(fig, dpi=120)
 
 
 def calibration_figure(data: Mapping[str, Any]) -> str:
     """Return a PNG data URI: observed against predicted risk per bin, with bin sizes."""
-    fig = _figure(6.4, 6.0)
+    fig = new_figure(6.4, 6.0)
     ax, counts_ax = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     ax.plot([0, 1], [0, 1], color=_GREY, linestyle=":", linewidth=1, label="perfect calibration")
     width = 0.04
@@ -191,13 +168,13 @@ def calibration_figure(data: Mapping[str, Any]) -> str:
     counts_ax.set_yscale("symlog", linthresh=1)
     counts_ax.set(xlabel="mean predicted risk in the bin", ylabel="predictions")
     for axis in (ax, counts_ax):
-        _style(axis)
-    return _png(fig)
+        style_axes(axis)
+    return png_data_uri(fig, dpi=120)
 
 
 def decision_curve_figure(data: Mapping[str, Any]) -> str:
     """Return a PNG data URI: net benefit of the model, treat-all and treat-none."""
-    fig = _figure(7.5, 4.4)
+    fig = new_figure(7.5, 4.4)
     ax = fig.subplots()
     top, last_useful = 0.0, 0.0
     for split in SPLITS:
@@ -235,9 +212,9 @@ def decision_curve_figure(data: Mapping[str, Any]) -> str:
     ax.set_xlabel("threshold probability (risk at which a clinician would act)")
     ax.set_ylabel("net benefit")
     ax.set_title("Decision curve", fontsize=11)
-    _style(ax)
+    style_axes(ax)
     ax.legend(fontsize=8, frameon=False, loc="upper right")
-    return _png(fig)
+    return png_data_uri(fig, dpi=120)
 
 
 def subgroup_figure(fairness: Mapping[str, Any]) -> str:
@@ -248,7 +225,7 @@ def subgroup_figure(fairness: Mapping[str, Any]) -> str:
     attributes = [(a, groups) for a, groups in attributes if groups]
     metrics = SUBGROUP_CHART_METRICS
     heights = [len(groups) + 1.2 for _, groups in attributes]
-    fig = _figure(11, 0.6 + 0.3 * sum(heights))
+    fig = new_figure(11, 0.6 + 0.3 * sum(heights))
     axes = fig.subplots(len(attributes), len(metrics), squeeze=False, height_ratios=heights)
     for row, (attribute, groups) in enumerate(attributes):
         ys = list(range(len(groups)))
@@ -293,5 +270,5 @@ def subgroup_figure(fairness: Mapping[str, Any]) -> str:
             if row == 0:
                 ax.set_title(METRICS[metric][0], fontsize=10)
             ax.tick_params(axis="x", labelsize=7)
-            _style(ax)
-    return _png(fig)
+            style_axes(ax)
+    return png_data_uri(fig, dpi=120)
