@@ -191,7 +191,7 @@ def test_docs_refuses_an_unknown_kind_before_asking_for_a_password(
     assert "'model-cards'" in _one_line_error(code, out, err)
     # A known kind of a version that does not exist: one line too.
     code, out, err = bedside("docs", f"{MODEL}@7", "--kind", "hti1", user="carol")
-    assert "7" in _one_line_error(code, out, err)
+    assert f"{MODEL} has no version 7" in _one_line_error(code, out, err)
     assert not (tmp_path / "documents").exists()
     assert platform.list_audit_events(team.auditor, action_prefix="document.") == []
 
@@ -267,7 +267,7 @@ def test_shadow_report_of_a_version_not_in_shadow_is_a_one_line_error(
     message = _one_line_error(code, out, err)
     assert f"{ref} is 'approved'" in message and "'shadow'" in message
     code, out, err = bedside("version", "shadow-report", f"{MODEL}@9", user="eli")
-    assert "9" in _one_line_error(code, out, err)
+    assert f"{MODEL} has no version 9" in _one_line_error(code, out, err)
     assert "shadow_report" not in platform.get_version(ref).evidence
     assert not (tmp_path / "reports").exists()
     refused = platform.list_audit_events(team.auditor, action_prefix="refused.shadow_report")
@@ -313,7 +313,7 @@ def test_monitor_without_an_alert_prints_the_buckets_and_exits_0(
     rng, now, day = np.random.default_rng(2), time.time(), 86400.0
     # Three weeks of traffic from the reference population: with two windows (7 days) of data,
     # each bucket is one window; the newest holds 800 predictions, enough for a stable drift
-    # estimate (buckets of 200 rows show false drift of the same population; see the report).
+    # estimate (at 200 rows, MIN_ROWS_PER_BUCKET, the reference population itself often "drifts").
     log_traffic(platform, _frame(rng, 150), start=now - 20 * day, spacing=day / 15)
     log_traffic(platform, _frame(rng, 800), start=now - 900)
     code, out, err = bedside("monitor", MODEL, user="eli")
