@@ -7,7 +7,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,6 +70,9 @@ class State:
     project: Path | None = None
     debug: bool = False
     settings: Settings | None = None
+    # Databases this command opened; closed when it ends (a pooled PostgreSQL connection left to
+    # the garbage collector is closed late, with a ResourceWarning).
+    opened: list[Any] = field(default_factory=list)
 
     def load_settings(self) -> Settings:
         if self.settings is None:
@@ -86,7 +89,14 @@ class State:
                 f"{settings.home} is not a bedside project (no {CONFIG_FILE}). Create one with "
                 "'bedside init PATH', or point at one with --project PATH or BEDSIDE_HOME."
             )
-        return Platform.from_settings(settings)
+        platform = Platform.from_settings(settings)
+        self.opened.append(platform.database)
+        return platform
+
+    def close(self) -> None:
+        """Close every database this command opened."""
+        while self.opened:
+            self.opened.pop().dispose()
 
 
 state = State()
@@ -206,8 +216,10 @@ def init(
     settings = state.load_settings()
     (home / "artifacts").mkdir(exist_ok=True)
     password = _read_password(f"New password for {admin}", stdin=password_stdin, confirm=True)
+    database = Database(settings.database_url)
+    state.opened.append(database)
     platform = Platform(
-        Database(settings.database_url),
+        database,
         KeyRing(settings.keys_dir),
         lockout_threshold=settings.lockout_threshold,
     )
@@ -337,6 +349,7 @@ def db_upgrade() -> None:
 
     settings = state.load_settings()
     database = Database(settings.database_url)
+    state.opened.append(database)
     before = database.current_revision()
     after = database.upgrade()
     out.print(f"Schema: {before or 'empty'} → {after}")
@@ -775,6 +788,13 @@ def invoke(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("BEDSIDE_DEBUG", "") in ("1", "true")
     command = typer.main.get_command(app)
+    try:
+        return _run(command, args, debug)
+    finally:
+        state.close()
+
+
+def _run(command: Any, args: list[str], debug: bool) -> int:
     try:
         # With standalone_mode off, click returns the code of a typer.Exit instead of raising.
         returned = command.main(args=args, prog_name="bedside", standalone_mode=False)

@@ -468,6 +468,12 @@ def monitor(
         + (" — dataset drift" if result["dataset_drift"] else ""),
         markup=False,
     )
+    if result["drift_score"] is not None and not result["drift_judged"]:
+        out.print(
+            f"  drift not acted on: the newest bucket has {result['checked_rows']:,} predictions, "
+            "too few to tell drift from sampling noise (see docs/monitoring.md)",
+            markup=False,
+        )
     perf = result["performance"]
     if perf is not None and perf["value"] is not None:
         ci = (

@@ -199,7 +199,8 @@ def _trigger_values(
         "days_since_training": days_since_training,
     }
     drift = newest["drift"]
-    if drift.get("drift_score") is not None:
+    # Too few predictions to tell drift from noise: the trigger cannot use the drift figures.
+    if drift.get("drift_score") is not None and n_rows >= mon.MIN_ROWS_FOR_DRIFT_ALERT:
         values.update(
             drift_score=float(drift["drift_score"]),
             share_of_drifted_features=float(drift["drift_score"]),
@@ -341,7 +342,8 @@ def run_monitoring(
     drift_result = newest.pop("_drift_result")
     for b in buckets[:-1]:
         b.pop("_drift_result", None)
-    if drift_result is not None and drift_result.dataset_drift:
+    drift_judged = newest_rows >= mon.MIN_ROWS_FOR_DRIFT_ALERT
+    if drift_result is not None and drift_result.dataset_drift and drift_judged:
         candidates.append(
             Alert(
                 AlertKind.DATASET_DRIFT,
@@ -396,6 +398,8 @@ def run_monitoring(
         },
         "drift_score": None if drift_result is None else drift_result.drift_score,
         "dataset_drift": False if drift_result is None else drift_result.dataset_drift,
+        # Whether the newest bucket had enough predictions for its drift to be acted on.
+        "drift_judged": drift_judged,
         "performance": (
             None
             if estimate is None

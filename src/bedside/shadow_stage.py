@@ -37,7 +37,8 @@ def _check_reportable(tx: Tx, version: ModelVersion) -> None:
     if version.state is not VersionState.SHADOW:
         raise InvalidTransition(
             f"{version.ref} is '{version.state.value}'; a shadow report is made for a version in "
-            "'shadow'. Deploy it as shadow first (bedside deploy) and let it see traffic.",
+            f"'shadow'. Deploy it as shadow first (bedside version deploy-shadow {version.ref}) "
+            "and let it see traffic.",
             details={"state": version.state.value},
         )
     signed = [s for s in tx.registry.list_signatures(version) if s.purpose is Purpose.PROMOTION]

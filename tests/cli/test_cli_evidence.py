@@ -87,22 +87,9 @@ def bedside(
             result = run(
                 monkeypatch, capsys, *argv, "--user", user, "--password-stdin", stdin=stdin
             )
-        _drop_the_commands_connections()
         return result
 
     return command
-
-
-def _drop_the_commands_connections() -> None:
-    """Collect the database engine a command opened and left open (a process would exit).
-
-    The CLI does not dispose the engine of the platform it opens, so on PostgreSQL its pooled
-    connection is closed by the garbage collector with a ResourceWarning, at a moment that fails
-    whichever test runs then; test_the_cli_closes_the_connections_it_opens shows it.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def _one_line_error(code: int, out: str, err: str) -> str:
@@ -274,11 +261,6 @@ def test_shadow_report_of_a_version_not_in_shadow_is_a_one_line_error(
     assert [e.subject_id for e in refused] == [ref]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/bedside/shadow_stage.py _check_reportable tells the user to run 'bedside deploy', "
-    "which does not exist; the command is 'bedside version deploy-shadow NAME@VERSION'",
-)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a message, not storage
 def test_shadow_report_error_names_a_command_that_exists(
     platform: Platform, team: Team, bedside: Bedside
@@ -338,16 +320,20 @@ def test_monitor_exits_5_while_an_alert_is_active(
 ) -> None:
     rng = np.random.default_rng(4)
     start = time.time() - 600
-    # 200 ordinary predictions, then 200 of a shifted population whose outcomes the score does
+    # 600 ordinary predictions, then 600 of a shifted population whose outcomes the score does
     # not predict: the newest bucket drifts and its AUROC is below the 0.80 alert threshold.
-    log_traffic(platform, _frame(rng, 200), start=start)
+    log_traffic(platform, _frame(rng, 600), start=start, spacing=0.5)
     log_traffic(
-        platform, _frame(rng, 200, shift=1.5), start=start + 300, labels=rng.integers(0, 2, 200)
+        platform,
+        _frame(rng, 600, shift=1.5),
+        start=start + 300,
+        spacing=0.5,
+        labels=rng.integers(0, 2, 600),
     )
     code, out, err = bedside("monitor", MODEL, user="eli")
     assert code == 5, (out, err)
     summary, _, data = _monitor_output(out)
-    assert summary.groups()[:5] == (live.ref, "400", "200", "2", "200")
+    assert summary.groups()[:5] == (live.ref, "1,200", "600", "2", "600")
     assert float(summary[6]) > 0.3 and summary[7] == " — dataset drift"
     buckets = data["buckets"]
     assert isinstance(buckets, list) and buckets[0]["performance"]["n"] == 0  # no outcomes
@@ -385,11 +371,6 @@ def test_monitor_exits_5_while_an_alert_is_active(
 # -- the command line's own resources ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bedside.cli State.platform opens Platform.from_settings and nothing disposes its "
-    "database engine: the pooled PostgreSQL connection is left for the garbage collector",
-)
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite does not warn
 def test_the_cli_closes_the_connections_it_opens(
     platform: Platform,

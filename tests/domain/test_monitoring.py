@@ -41,8 +41,8 @@ def test_plan_buckets_splits_a_short_history_into_equal_buckets() -> None:
     assert plan.length == timedelta(seconds=150)
     assert plan.assign([T0, last, T0 + timedelta(seconds=149)]).tolist() == [0, 11, 0]
     # Few records: fewer buckets, each with about MIN_ROWS_PER_BUCKET on average.
-    few = mon.plan_buckets(T0, last, window=WEEK, now=last, n_rows=450)
-    assert len(few.buckets) == 450 // mon.MIN_ROWS_PER_BUCKET
+    few = mon.plan_buckets(T0, last, window=WEEK, now=last, n_rows=1600)
+    assert len(few.buckets) == 1600 // mon.MIN_ROWS_PER_BUCKET == 3
     one = mon.plan_buckets(T0, T0, window=WEEK, now=T0, n_rows=5000)
     assert len(one.buckets) == 1 and one.assign([T0]).tolist() == [0]
 

@@ -122,12 +122,14 @@ def test_monitoring_splits_a_short_history_into_equal_buckets_and_records_the_ch
     log_traffic(platform, _frame(rng, 2400), start=now - 2400)
     result = run_monitoring(platform, team.engineer, MODEL, n_boot=50)
     assert result["version"] == "sepsis-prediction@1" and result["rows"] == 2400
-    assert result["window"]["mode"] == "equal" and result["window"]["buckets"] == 12
-    assert result["checked_rows"] == pytest.approx(200, abs=2)  # the newest bucket only
+    # At least 500 predictions per bucket on average: 2,400 make 4 buckets, not 12.
+    assert result["window"]["mode"] == "equal" and result["window"]["buckets"] == 4
+    assert result["checked_rows"] == pytest.approx(600, abs=2)  # the newest bucket only
+    assert result["drift_judged"] is True
     assert result["drift_score"] < 0.5 and result["trigger_fired"] is False
     assert result["alerts"]["sent"] == [] and result["performance"] is None
     report = json.loads(Path(result["report_json"]).read_text(encoding="utf-8"))
-    assert len(report["buckets"]) == 12
+    assert len(report["buckets"]) == 4
     assert sum(b["n"] for b in report["buckets"]) == 2400
     assert set(report["buckets"][0]["drift"]["features"]) == set(FEATURES)
     html = Path(result["report"]).read_text(encoding="utf-8")
@@ -151,11 +153,11 @@ def test_monitoring_uses_window_buckets_once_two_windows_of_data_exist(
     day = 86400.0
     now = platform.now().timestamp()
     log_traffic(platform, _frame(rng, 300), start=now - 20 * day, spacing=day / 30)
-    log_traffic(platform, _frame(rng, 200, shift=1.5), start=now - 3 * day, spacing=100)
+    log_traffic(platform, _frame(rng, 600, shift=1.5), start=now - 3 * day, spacing=100)
     result = run_monitoring(platform, None, MODEL, n_boot=50, reports=False)
     assert result["window"]["mode"] == "window" and result["window"]["buckets"] == 3
     assert result["report"] is None
-    assert result["checked_rows"] == 200 and result["dataset_drift"] is True
+    assert result["checked_rows"] == 600 and result["dataset_drift"] is True
     assert result["trigger_fired"] is True  # drift_score > 0.3 in the newest bucket
     event = next(
         e
@@ -259,3 +261,18 @@ def test_monitoring_refuses_what_it_cannot_check(
         tx.registry.set_state(live, VersionState.RETIRED, now=platform.now())
     with pytest.raises(InvalidTransition, match="no production version"):
         run_monitoring(platform, team.engineer, MODEL)
+
+
+def test_drift_in_a_bucket_too_small_to_judge_is_shown_but_not_acted_on(
+    platform: Platform, team: Team, clock: Clock, live: ModelVersion
+) -> None:
+    rng = np.random.default_rng(4)
+    now = platform.now().timestamp()
+    log_traffic(platform, _frame(rng, 200, shift=1.5), start=now - 200)
+    result = run_monitoring(platform, team.engineer, MODEL, n_boot=50, reports=False)
+    assert result["checked_rows"] == 200 and result["drift_judged"] is False
+    assert result["dataset_drift"] is True  # computed and shown, as Evidently would say
+    assert "drift_score" not in result["values"]  # the trigger cannot act on it
+    assert result["trigger_fired"] is None and "drift_score" in result["trigger_reason"]
+    assert result["alerts"]["sent"] == [] and result["active_alerts"] == []
+    assert "monitoring.alert" not in _actions(platform, team)
