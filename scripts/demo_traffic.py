@@ -75,7 +75,7 @@ def main() -> None:
                     outcomes.append(
                         {"request_id": response.json()["request_id"], "label": int(labels[i])}
                     )
-            time.sleep(0.02)
+            time.sleep(0.005)
         for start in range(0, len(outcomes), 200):
             client.post(
                 f"/v1/models/{args.model}/outcomes",
