@@ -295,11 +295,16 @@ def main() -> None:
         _traffic(url, seconds=15, shift=1.0)
         print("\n… and now the drift scenario begins (every numeric feature reads 1.5x):")
         _traffic(url, seconds=15, shift=1.5)
+        # Monitoring (the server also runs it every 10 s here): the alert is raised, the
+        # retraining trigger fires, and --retrain prepares fresh data and trains a candidate,
+        # which waits for the same gates and signatures.
         bedside(
             "monitor",
             "sepsis-prediction",
+            "--retrain",
+            str(PROJECT / "pipeline.yaml"),
             "--user",
-            "eli",
+            "dana",
             "--password-stdin",
             password=True,
             check=False,
@@ -314,10 +319,6 @@ def main() -> None:
         print("  " + ", ".join(f"{k}={alert[k]}" for k in sorted(alert) if k != "message"))
     # Regulatory documents for the production version, generated from its record.
     bedside("docs", ref, "--kind", "all", "--user", "aud", "--password-stdin", password=True)
-    # The trigger fired: a retrained candidate must pass the same gates and signatures.
-    bedside(
-        "train", str(PROJECT / "pipeline.yaml"), "--user", "dana", "--password-stdin", password=True
-    )
     bedside("history", "sepsis-prediction", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "checkpoint", "--user", "aud", "--password-stdin", password=True)
     bedside("audit", "verify")

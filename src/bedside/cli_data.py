@@ -447,6 +447,14 @@ def serve(
 
 def monitor(
     model: Annotated[str, typer.Argument(help="The registered model name.")],
+    retrain: Annotated[
+        Path | None,
+        typer.Option(
+            help="When the retraining trigger fires, prepare fresh data with this pipeline file "
+            "and train a new candidate (it waits for validation and signatures; nothing is "
+            "deployed)."
+        ),
+    ] = None,
     user: UserOpt = None,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
@@ -500,13 +508,56 @@ def monitor(
             "recorded in the ledger",
             markup=False,
         )
-    if result["trigger_fired"]:
+    if result["trigger_fired"] and retrain is not None:
+        _retrain(platform, actor, retrain)
+    elif result["trigger_fired"]:
         out.print(
             "  retraining_trigger fired: train a new candidate (bedside prepare, bedside "
-            "train); it must pass the same gates and signatures."
+            "train, or bedside monitor --retrain PIPELINE); it must pass the same gates and "
+            "signatures."
         )
     if result["active_alerts"]:
         raise typer.Exit(5)
+
+
+def _retrain(platform: Any, actor: Any, pipeline: Path) -> None:
+    """Prepare fresh data and train a candidate after the trigger fired (monitor --retrain)."""
+    import os
+
+    from bedside.cli import state
+    from bedside.pipeline_file import load_pipeline_file
+    from bedside.prepare import BlockedDataset
+    from bedside.stores.tracking import Tracker
+
+    source = load_pipeline_file(pipeline).spec.data_preparation.source
+    token_env = getattr(source, "auth_token_env", None)
+    repo = Path(__file__).resolve().parents[2]
+    lock = repo / "uv.lock"
+    out.print("  retraining_trigger fired: preparing fresh data and training a new candidate …")
+    with Console(stderr=True).status("retraining") as status:
+        result = platform.retrain(
+            actor,
+            pipeline,
+            tracker=Tracker.from_settings(state.load_settings()),
+            repo=repo,
+            lock_file=lock if lock.exists() else None,
+            token=os.environ.get(token_env) if token_env else None,
+            progress=lambda step: status.update(step),
+        )
+    if isinstance(result, BlockedDataset):
+        typer.echo(
+            f"Error: the fresh dataset was blocked by {result.check}: {result.summary}. "
+            f"Report: {result.report}",
+            err=True,
+        )
+        raise typer.Exit(4)
+    out.print(f"  retrained candidate {result.ref} (MLflow run {result.run_id}):", markup=False)
+    _print_gates(result)
+    out.print(
+        f"  it waits for review: bedside validate {result.ref}, then the clinical "
+        "signatures; it is never deployed on its own.",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

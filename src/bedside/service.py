@@ -1530,6 +1530,81 @@ class Platform:
 
         return run_monitoring(self, actor, model_name, window=window)
 
+    def retrain(
+        self,
+        actor: User,
+        pipeline_path: Path,
+        *,
+        tracker: Any,
+        repo: Path | None = None,
+        lock_file: Path | None = None,
+        n_boot: int = 1000,
+        token: str | None = None,
+        progress: Callable[[str], None] = lambda _step: None,
+    ) -> Any:
+        """Answer a fired ``retraining_trigger``: prepare fresh data and train a new candidate.
+
+        Runs only after monitoring recorded ``monitoring.retraining_triggered`` for the pipeline's
+        model. The candidate goes through the same gates (judged at training), the same
+        validation and the same signatures as any other; nothing is deployed. Records
+        ``monitoring.retrained`` linking the trigger event to the candidate.
+
+        Returns:
+            The candidate :class:`ModelVersion`, or :class:`bedside.prepare.BlockedDataset` when a
+            blocking data check stopped the fresh dataset (then nothing is trained).
+
+        Raises:
+            InvalidTransition: the trigger has not fired for this model.
+        """
+        from bedside.pipeline_file import load_pipeline_file
+        from bedside.prepare import BlockedDataset
+
+        model_name = load_pipeline_file(pipeline_path).spec.model_name
+        with self._authorised(actor, Permission.REGISTER_VERSION, "model", model_name) as tx:
+            fired = [
+                e
+                for e in tx.audit.list_events(
+                    subject_type="model",
+                    subject_id=model_name,
+                    action_prefix="monitoring.retraining_triggered",
+                )
+            ]
+        if not fired:
+            raise InvalidTransition(
+                f"The retraining_trigger of {model_name} has not fired (no "
+                "monitoring.retraining_triggered event); run bedside monitor first, or train a "
+                "candidate on purpose with bedside prepare and bedside train."
+            )
+        prepared = self.prepare_dataset(actor, pipeline_path, token=token, progress=progress)
+        if isinstance(prepared, BlockedDataset):
+            return prepared
+        version = self.train_version(
+            actor,
+            pipeline_path,
+            tracker=tracker,
+            dataset_digest=prepared.digest,
+            repo=repo,
+            lock_file=lock_file,
+            n_boot=n_boot,
+            progress=progress,
+        )
+        with self._tx() as tx:
+            self._event(
+                tx,
+                actor.username,
+                "monitoring.retrained",
+                "model",
+                model_name,
+                after={
+                    "candidate": version.ref,
+                    "dataset_digest": prepared.digest,
+                    "trigger_event": fired[-1].seq,
+                },
+                reason="retraining_trigger fired; the candidate must pass the same gates and "
+                "signatures and is not deployed",
+            )
+        return version
+
     def monitor_scheduled(self, model_name: str) -> dict[str, Any]:
         """The server's scheduled check: recorded as ``system:scheduler``, no permission check."""
         from bedside.monitor_stage import run_monitoring

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bedside.errors import InvalidTransition
 from bedside.service import Platform
 from bedside.serving.inference_log import InferenceLog, prediction_entry
 from bedside.stores.snapshots import find_snapshot, read_snapshot
@@ -70,6 +71,9 @@ def test_monitor_reports_drift_fires_the_trigger_and_records_it(
     assert calm["rows"] == len(rows) and calm["labelled"] == 200
     assert calm["drift_score"] < 0.3 and calm["trigger_fired"] is False
     assert Path(calm["report"]).exists()
+    # No trigger yet: retraining on the trigger's behalf is refused, and nothing is prepared.
+    with pytest.raises(InvalidTransition, match="has not fired"):
+        platform.retrain(team.scientist, pipeline, tracker=_tracker(tmp_path), n_boot=50)
 
     clock.advance(days=8)  # a new window
     for column in names:  # every numeric feature moves: a changed assay, a new population
@@ -86,9 +90,15 @@ def test_monitor_reports_drift_fires_the_trigger_and_records_it(
     # A fired trigger deploys nothing: production is unchanged.
     assert platform.get_version(version.ref).state.value == "production"
     # The retrained candidate is compared with production on the same patients (DeLong).
-    candidate = platform.train_version(
+    # Retraining answers the trigger: fresh data prepared, a candidate trained, nothing deployed.
+    candidate = platform.retrain(
         team.scientist, pipeline, tracker=_tracker(tmp_path), repo=REPO, lock_file=None, n_boot=50
     )
+    assert candidate.state.value == "candidate" and candidate.version == 2
+    assert {g.gate for g in candidate.gate_results} == {g.gate for g in version.gate_results}
+    retrained = platform.list_audit_events(team.auditor, action_prefix="monitoring.retrained")
+    assert [(e.after or {}).get("candidate") for e in retrained] == [candidate.ref]
+    assert platform.get_version(version.ref).state.value == "production"
     comparison = candidate.evidence["comparison_with_production"]
     assert comparison["production"] == version.ref
     assert comparison["method"].startswith("DeLong")
