@@ -198,7 +198,8 @@ def test_an_alert_is_a_duplicate_only_while_it_stays_active_within_the_period() 
 
 def _drifted_traffic(platform: Platform) -> None:
     rng = np.random.default_rng(11)
-    log_traffic(platform, _frame(rng, 300, shift=1.6), start=platform.now().timestamp() - 300)
+    # 500 predictions: the fewest whose drift monitoring acts on (MIN_ROWS_FOR_DRIFT_ALERT).
+    log_traffic(platform, _frame(rng, 500, shift=1.6), start=platform.now().timestamp() - 500)
 
 
 def _alert_events(platform: Platform, team: Team, action: str) -> list[AuditEvent]:
