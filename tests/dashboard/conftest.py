@@ -34,7 +34,7 @@ from bedside.domain.models import Meaning, Purpose
 from bedside.security import KeyRing
 from bedside.service import Platform
 from bedside.stores.database import Database
-from tests.conftest import POSTGRES_URL, _postgres_unreachable
+from tests.conftest import _postgres_unreachable, postgres_schema
 from tests.serving.support import free_port
 from tests.support import FOUNDING_PIPELINE, PASSWORD, REPO, Clock
 
@@ -249,21 +249,17 @@ def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("dashboard")
-    schema = None
     if request.param == "sqlite":
-        url = f"sqlite:///{home / 'bedside.db'}"
-    else:
-        reason = _postgres_unreachable()
-        if reason:
-            pytest.skip(reason)
-        import psycopg
+        yield from _site(home, f"sqlite:///{home / 'bedside.db'}")
+        return
+    reason = _postgres_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with postgres_schema() as url:
+        yield from _site(home, url)
 
-        schema = "t_" + uuid.uuid4().hex[:12]
-        conninfo = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in POSTGRES_URL else "?"
-        url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+def _site(home: Path, url: str) -> Iterator[Site]:
     database = Database(url)
     clock = Clock()
     clock.moment = datetime.now(UTC) - timedelta(days=30)
@@ -294,9 +290,3 @@ def site(
         proc.terminate()
         proc.wait(30)
         database.dispose()
-        if schema is not None:
-            import psycopg
-
-            conninfo = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
