@@ -202,6 +202,20 @@ def _drifted_traffic(platform: Platform) -> None:
     log_traffic(platform, _frame(rng, 500, shift=1.6), start=platform.now().timestamp() - 500)
 
 
+def _scheduled_check(platform: Platform, receiver: Receiver) -> dict[str, Any]:
+    """The server's scheduled check, alerting ``receiver`` without waiting between attempts."""
+    return run_monitoring(
+        platform,
+        None,
+        MODEL,
+        n_boot=20,
+        webhook_url=receiver.url,
+        delivery=FAST,
+        sleep=lambda s: None,
+        reports=False,
+    )
+
+
 def _alert_events(platform: Platform, team: Team, action: str) -> list[AuditEvent]:
     return [
         e for e in platform.list_audit_events(team.auditor, subject_id=MODEL) if e.action == action
@@ -217,16 +231,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
 ) -> None:
     _drifted_traffic(platform)
     receiver.failures = 1
-    first = run_monitoring(
-        platform,
-        None,
-        MODEL,
-        n_boot=20,
-        webhook_url=receiver.url,
-        delivery=FAST,
-        sleep=lambda s: None,
-        reports=False,
-    )
+    first = _scheduled_check(platform, receiver)
     kinds = sorted(a["kind"] for a in first["alerts"]["sent"])
     assert kinds == ["dataset_drift", "retraining_trigger"] and not first["alerts"]["undelivered"]
     delivered = {r["body"]["alert_id"] for r in receiver.requests}
@@ -236,16 +241,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
     # Still active an hour later: recorded as active, not sent again (state from the ledger).
     clock.advance(hours=1)
     count = len(receiver.requests)
-    second = run_monitoring(
-        platform,
-        None,
-        MODEL,
-        n_boot=20,
-        webhook_url=receiver.url,
-        delivery=FAST,
-        sleep=lambda s: None,
-        reports=False,
-    )
+    second = _scheduled_check(platform, receiver)
     assert second["alerts"]["sent"] == [] and len(second["alerts"]["suppressed"]) == 2
     assert len(receiver.requests) == count
     assert len(_alert_events(platform, team, "monitoring.alert")) == 2
@@ -254,16 +250,7 @@ def test_monitoring_sends_each_alert_once_per_episode_and_survives_a_failing_web
     # down now: the run still succeeds and the failed delivery is in the ledger.
     clock.advance(hours=24)
     receiver.failures = 1000
-    third = run_monitoring(
-        platform,
-        None,
-        MODEL,
-        n_boot=20,
-        webhook_url=receiver.url,
-        delivery=FAST,
-        sleep=lambda s: None,
-        reports=False,
-    )
+    third = _scheduled_check(platform, receiver)
     assert len(third["alerts"]["sent"]) == 2 and len(third["alerts"]["undelivered"]) == 2
     undelivered = _alert_events(platform, team, "monitoring.alert_undelivered")
     assert {(e.after or {})["alert_id"] for e in undelivered} == {

@@ -649,7 +649,7 @@ class Dashboard:
                     action,
                     reason=reason,
                 )
-        except (Conflict, InvalidInput, NotFound) as exc:
+        except _REFUSED as exc:
             return await self.version(
                 request,
                 name,
@@ -671,7 +671,7 @@ class Dashboard:
                 name,
                 reason=_text(form, "reason")[:500],
             )
-        except (Conflict, InvalidInput, NotFound) as exc:
+        except _REFUSED as exc:
             return await self.model(
                 request, name, alert=exc.message, status=exc.http_status, session=session
             )
@@ -691,7 +691,7 @@ class Dashboard:
             await self.call(
                 request, session, self.platform.set_threshold, session.user, version.ref, value
             )
-        except (Conflict, InvalidInput, NotFound) as exc:
+        except _REFUSED as exc:
             return await self.review(
                 request,
                 name,
@@ -728,13 +728,13 @@ class Dashboard:
                     comment=comment,
                 )
             )
-        except SignatureRefused as exc:
+        except (SignatureRefused, *_REFUSED) as exc:
             needed = (
                 Permission.SIGN_REVIEW
                 if meaning_text in ("approved", "rejected")
                 else Permission.SIGN_RESPONSIBILITY
             )
-            if not session.may(needed):
+            if isinstance(exc, SignatureRefused) and not session.may(needed):
                 return self.forbidden(
                     request,
                     session,
@@ -745,16 +745,6 @@ class Dashboard:
                         details={"permission": needed.value},
                     ),
                 )
-            return await self.review(
-                request,
-                name,
-                number,
-                alert=f"Signature refused: {exc.message}",
-                status=exc.http_status,
-                session=session,
-                form=kept,
-            )
-        except (Conflict, InvalidInput, NotFound) as exc:
             return await self.review(
                 request,
                 name,
@@ -786,7 +776,7 @@ class Dashboard:
                 password=_text(form, "password"),
                 roles=roles,
             )
-        except (Conflict, InvalidInput, NotFound) as exc:
+        except _REFUSED as exc:
             return await self.users(
                 request, alert=exc.message, status=exc.http_status, session=session, form=kept
             )
@@ -810,12 +800,15 @@ class Dashboard:
                     active=slug == "enable",
                     reason=_text(form, "reason")[:500],
                 )
-        except (Conflict, InvalidInput, NotFound) as exc:
+        except _REFUSED as exc:
             return await self.users(
                 request, alert=exc.message, status=exc.http_status, session=session
             )
         return _see(f"/ui/admin/users?done={slug}")
 
+
+#: What an action may refuse with: the page is shown again with the reason (409/422/404).
+_REFUSED: Final = (Conflict, InvalidInput, NotFound)
 
 _ACTION_PERMISSION: Final = {
     "validate": Permission.VALIDATE_VERSION,
